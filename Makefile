@@ -1,0 +1,28 @@
+# Two commands do all set-up: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEFAULT_SCENARIO := scenarios/acme_fy27.yaml
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (tercap needs Python 3.11 or newer)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tercap validate $(DEFAULT_SCENARIO)
+	$(BIN)/tercap info $(DEFAULT_SCENARIO)
+
+lint: $(STAMP)
+	$(BIN)/ruff check tercap tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,518 @@
+"""The scenario schema: the one place that defines every section, table, column, unit and default.
+
+Sections of the YAML file are pydantic models (typed, frozen, unknown keys refused). Tables are
+described by `TableSpec`s, read by `tables.py` and checked by `validation.py`. The reference in
+docs/scenario-format.md is generated from this module (`python -m tercap.scenario.docs`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# ----------------------------------------------------------------------------------------------
+# Section models
+# ----------------------------------------------------------------------------------------------
+
+
+def F(default: Any = ..., description: str = "", unit: str = "", **kwargs: Any) -> Any:
+    """A documented field: default, meaning and unit in one place."""
+    extra = {"unit": unit} if unit else None
+    if callable(default):  # a factory: a function or a section class
+        return Field(default_factory=default, description=description, json_schema_extra=extra, **kwargs)
+    return Field(default, description=description, json_schema_extra=extra, **kwargs)
+
+
+class Section(BaseModel):
+    """Base of every scenario section: immutable, unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+STANDARD_SEGMENTS = ("enterprise", "mid_market", "smb")
+BUYING_PROCESSES = ("transactional", "consultative", "complex")
+
+
+class Period(Section):
+    """The planning period."""
+
+    start: dt.date = F(description="First day of the period (ISO date, e.g. 2027-01-01).")
+    months: int = F(12, "Length of the period.", unit="months", ge=1, le=60)
+    label: str = F("", "A name for the period shown in reports, e.g. FY27.")
+
+    @property
+    def end(self) -> dt.date:
+        """First day after the period."""
+        month_index = self.start.month - 1 + self.months
+        return dt.date(self.start.year + month_index // 12, month_index % 12 + 1, 1)
+
+
+class Hire(Section):
+    """A planned hire (or several alike) that joins during the period."""
+
+    count: int = F(1, "How many reps of this kind are hired.", ge=1)
+    segment: str = F(description="Segment (role) the hires sell to, e.g. enterprise.")
+    start_month: int = F(1, "Month of the period in which they start (1 = first month).", ge=1)
+    region: str = F("", "Region the hires are based in (optional).")
+    lat: float | None = F(None, "Home latitude (optional; the segment's centre of workload otherwise).",
+                          unit="degrees", ge=-90, le=90)
+    lon: float | None = F(None, "Home longitude (optional).", unit="degrees", ge=-180, le=180)
+    capacity_hours: float | None = F(None, "Hours a month for account work once ramped "
+                                     "(capacity.hours_per_month otherwise).", unit="h/month", ge=0)
+    experience_years: float = F(2.0, "Prior sales experience of the hires.", unit="years", ge=0)
+    ramp_profile: str = F("", "Ramp curve name (the segment's default curve otherwise).")
+    name: str = F("", "Name prefix of the hires in reports (e.g. 'Q2 enterprise hire').")
+
+
+def _default_ramp_curves() -> dict[str, tuple[float, ...]]:
+    # Field medians: SMB 2-3 months, mid-market 4-6, enterprise 6-9 (FIELD-NUMBERS.md).
+    return {
+        "standard": (0.25, 0.50, 0.75, 1.0),
+        "smb": (0.33, 0.67, 1.0),
+        "mid_market": (0.20, 0.40, 0.60, 0.80, 1.0),
+        "enterprise": (0.10, 0.20, 0.35, 0.50, 0.65, 0.80, 0.90, 1.0),
+    }
+
+
+class Capacity(Section):
+    """Selling capacity: hours, ramp of new hires, planned hires, attrition."""
+
+    hours_per_month: float = F(100.0, "Hours a month a ramped rep spends on account work, for reps "
+                               "without capacity_hours (sellers sell about a third of their time).",
+                               unit="h/month", ge=0)
+    ramp_curves: dict[str, tuple[float, ...]] = F(
+        _default_ramp_curves,
+        "Named ramp curves: productivity share in each month after a start; the last value holds. "
+        "A rep's ramp_profile names one of these.", unit="share per month")
+    default_ramp: dict[str, str] = F(
+        lambda: {"smb": "smb", "mid_market": "mid_market", "enterprise": "enterprise"},
+        "Ramp curve used for a segment when a rep or hire names none ('standard' for other segments).")
+    hires: tuple[Hire, ...] = F((), "Planned hires during the period.")
+    annual_attrition: float = F(0.30, "Share of reps leaving in a year (field: 25-35%).",
+                                unit="share/year", ge=0, lt=1)
+    backfill_lag_months: float = F(3.0, "Months a vacated book stays open before a new hire starts "
+                                   "ramping (field: 2-4).", unit="months", ge=0)
+
+    @model_validator(mode="after")
+    def _curves_valid(self) -> Capacity:
+        for name, curve in self.ramp_curves.items():
+            if not curve:
+                raise ValueError(f"ramp curve '{name}' is empty")
+            if any(not 0 <= v <= 1 for v in curve):
+                raise ValueError(f"ramp curve '{name}' has values outside 0..1")
+            if any(b < a for a, b in zip(curve, curve[1:], strict=False)):
+                raise ValueError(f"ramp curve '{name}' decreases")
+        for segment, name in self.default_ramp.items():
+            if name not in self.ramp_curves:
+                raise ValueError(f"default_ramp for '{segment}' names unknown curve '{name}'")
+        return self
+
+    def ramp_curve_for(self, segment: str, profile: str = "") -> tuple[float, ...]:
+        """The ramp curve for a rep of `segment`, or the named `profile`."""
+        name = profile or self.default_ramp.get(segment, "standard")
+        return self.ramp_curves.get(name, _default_ramp_curves()["standard"])
+
+
+class Balance(Section):
+    """How evenly the books are spread."""
+
+    workload_tolerance: float = F(0.10, "Each rep's utilisation (workload / capacity) stays within "
+                                  "± this share of the team mean.", unit="share", ge=0)
+    potential_tolerance: float = F(0.10, "Each rep's potential stays within ± this share of the rep's "
+                                   "expected share (experience- and quota-weighted).", unit="share", ge=0)
+    hard: bool = F(True, "Tolerances are hard constraints (true) or penalised in the objective (false).")
+
+
+class Eligibility(Section):
+    """Which reps may be given an account."""
+
+    segment_match: bool = F(True, "An account goes only to reps of its segment.")
+    max_distance_km: float | None = F(None, "Largest rep-home-to-account distance (none: no limit).",
+                                      unit="km", gt=0)
+    nearest_reps: int | None = F(None, "Only the k nearest eligible reps are considered (none: all).",
+                                 ge=1)
+    complex_min_experience: float = F(0.0, "Minimum experience of a rep for an account with a complex "
+                                      "buying process.", unit="years", ge=0)
+    top_potential_share: float = F(0.0, "Share of accounts, by potential, that count as top accounts.",
+                                   unit="share", ge=0, le=1)
+    top_min_experience: float = F(0.0, "Minimum experience of a rep for a top account.", unit="years",
+                                  ge=0)
+
+
+class Continuity(Section):
+    """How much of the current assignment is kept."""
+
+    max_moved_share: float | None = F(None, "Largest share of accounts that may change owner.",
+                                      unit="share", ge=0, le=1)
+    max_moved_potential_share: float | None = F(None, "Largest share of potential that may change owner.",
+                                                unit="share", ge=0, le=1)
+
+
+class Weights(Section):
+    """Objective weights; each term is reported separately."""
+
+    travel: float = F(1.0, "Per km of rep-home-to-account distance, weighted by workload.", ge=0)
+    balance: float = F(1.0, "On the spread of utilisation across reps.", ge=0)
+    industry_fit: float = F(1.0, "Reward for a rep who knows the account's industry.", ge=0)
+    experience_fit: float = F(1.0, "Reward for experienced reps on complex or top accounts.", ge=0)
+    continuity: float = F(1.0, "Cost of a moved account, per unit of its potential.", ge=0)
+    unassigned_penalty: float = F(1e6, "Cost of leaving an account without a rep.", ge=0)
+
+
+def _default_segment_hours() -> dict[str, float]:
+    return {"enterprise": 120.0, "mid_market": 40.0, "smb": 12.0}
+
+
+def _default_process_multipliers() -> dict[str, float]:
+    return {"transactional": 0.7, "consultative": 1.0, "complex": 1.6}
+
+
+class WorkloadModel(Section):
+    """Workload of accounts that give no workload_hours: base hours by segment × buying process."""
+
+    hours_by_segment: dict[str, float] = F(_default_segment_hours, "Hours a year an account of the "
+                                           "segment takes.", unit="h/year")
+    process_multiplier: dict[str, float] = F(_default_process_multipliers, "Multiplier by buying "
+                                             "process.")
+
+
+class Assignment(Section):
+    """Accounts → reps: balance, eligibility, continuity, objective."""
+
+    mode: Literal["balanced", "cost"] = F("balanced", "'balanced': the full model; 'cost': minimise Σ "
+                                          "cost(account, rep) subject to capacities only.")
+    balance: Balance = F(Balance, "Balance tolerances.")
+    eligibility: Eligibility = F(Eligibility, "Eligibility rules.")
+    continuity: Continuity = F(Continuity, "Limits on moved accounts.")
+    weights: Weights = F(Weights, "Objective weights.")
+    workload_model: WorkloadModel = F(WorkloadModel, "Derived account workload.")
+
+
+class Territory(Section):
+    """Geo units → territories; present only when territories are designed."""
+
+    count: int | None = F(None, "Number of territories (none: one per rep).", ge=1)
+    balance: dict[str, float] = F(lambda: {"workload": 0.05}, "Activity measure → tolerance "
+                                  "(± share of the mean); measures: workload, potential, accounts.")
+    compactness: Literal["distance", "boundary"] = F("distance", "Compactness measure.")
+    keep_home_units: bool = F(True, "A rep's home unit stays in that rep's territory.")
+    account_level: bool = F(False, "Assign accounts inside each territory (true) or let accounts "
+                            "follow their unit (false).")
+
+    @model_validator(mode="after")
+    def _measures_known(self) -> Territory:
+        unknown = set(self.balance) - {"workload", "potential", "accounts"}
+        if unknown:
+            raise ValueError(f"unknown balance measure(s): {', '.join(sorted(unknown))}")
+        if any(v < 0 for v in self.balance.values()):
+            raise ValueError("balance tolerances must be ≥ 0")
+        return self
+
+
+class Quota(Section):
+    """Company target and how it is allocated to reps."""
+
+    company_target: float | None = F(None, "Bookings target of the company for the period (none: "
+                                     "derived from the simulated forecast).", unit="currency", ge=0)
+    method: Literal["potential", "history", "pipeline", "equal_probability"] = F(
+        "potential", "Allocation method.")
+    over_assignment: float = F(1.20, "Sum of quotas ÷ company target (field: 1.20-1.25).", ge=1)
+    history_growth: float = F(1.10, "Growth applied to last year's actual (method history).", ge=0)
+    history_weight: float = F(0.5, "Weight of history against potential (method history).", ge=0, le=1)
+    floor: float | None = F(None, "Smallest quota of a ramped rep.", unit="currency", ge=0)
+    cap: float | None = F(None, "Largest quota of a rep.", unit="currency", ge=0)
+    rounding: float = F(1000.0, "Quotas are rounded to a multiple of this.", unit="currency", ge=0)
+
+
+class Stage(Section):
+    """One stage of the sales process."""
+
+    name: str = F(description="Stage name as the CRM writes it.")
+    conversion: float = F(description="Probability that a deal in this stage reaches the next one (the "
+                          "last stage: that it closes won).", ge=0, le=1)
+    median_days: float = F(description="Median days spent in the stage.", unit="days", gt=0)
+
+
+def _default_stages() -> tuple[Stage, ...]:
+    return (
+        Stage(name="qualify", conversion=0.55, median_days=14),
+        Stage(name="discover", conversion=0.65, median_days=21),
+        Stage(name="propose", conversion=0.70, median_days=21),
+        Stage(name="negotiate", conversion=0.80, median_days=14),
+    )
+
+
+class DealSize(Section):
+    """Lognormal deal amounts for a segment."""
+
+    median: float = F(description="Median deal amount.", unit="currency", gt=0)
+    sigma: float = F(0.8, "σ of the log amount (field default 0.8).", ge=0)
+
+
+def _default_deal_sizes() -> dict[str, DealSize]:
+    return {
+        "enterprise": DealSize(median=120_000),
+        "mid_market": DealSize(median=30_000),
+        "smb": DealSize(median=6_000),
+    }
+
+
+class Simulation(Section):
+    """Monte Carlo simulation of the pipeline."""
+
+    trials: int = F(10_000, "Number of simulated periods.", ge=1)
+    seed: int = F(2027, "Random seed: same scenario + same seed gives the same result.", ge=0)
+    stages: tuple[Stage, ...] = F(_default_stages, "Open stages in order; a deal leaving the last one "
+                                  "is won.")
+    deal_sizes: dict[str, DealSize] = F(_default_deal_sizes, "Deal size by segment.")
+    cycle_multiplier: dict[str, float] = F(
+        lambda: {"enterprise": 2.0, "mid_market": 1.0, "smb": 0.5},
+        "Multiplier on stage durations by segment (enterprise cycles are longer).")
+    process_cycle_multiplier: dict[str, float] = F(
+        lambda: {"transactional": 0.7, "consultative": 1.0, "complex": 1.5},
+        "Multiplier on stage durations by buying process.")
+    duration_sigma: float = F(0.5, "σ of the log duration of a stage.", ge=0)
+    seasonality: tuple[float, ...] = F(
+        lambda: (0.85, 0.9, 1.05, 0.9, 0.95, 1.1, 0.85, 0.85, 1.05, 1.0, 1.1, 1.3),
+        "Relative rate of new opportunities by calendar month (January first); normalised to mean 1.")
+    market_correlation: float = F(0.05, "ρ of the one-factor Gaussian copula on win probabilities "
+                                  "(0: deals independent).", ge=0, lt=1)
+    slip_probability: float = F(0.25, "Probability that a deal's close date slips by a stage duration.",
+                                ge=0, le=1)
+    pipeline_yield: float = F(0.25, "Share of an account's annual potential that turns into won "
+                              "revenue in a year; sets the arrival rate of new opportunities.", ge=0)
+
+    @model_validator(mode="after")
+    def _stages_valid(self) -> Simulation:
+        if not self.stages:
+            raise ValueError("at least one stage is needed")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError("stage names must be unique")
+        if len(self.seasonality) != 12:
+            raise ValueError(f"seasonality needs 12 monthly values, got {len(self.seasonality)}")
+        if any(v < 0 for v in self.seasonality) or sum(self.seasonality) <= 0:
+            raise ValueError("seasonality values must be ≥ 0 and not all zero")
+        return self
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages)
+
+    @property
+    def win_rate(self) -> float:
+        """Probability that a new opportunity in the first stage closes won."""
+        rate = 1.0
+        for stage in self.stages:
+            rate *= stage.conversion
+        return rate
+
+
+class Solver(Section):
+    """Which solver profile the optimisation uses."""
+
+    profile: str = F("default", "A profile name from solvers/ (default, exact, quick, cpsat, cbc) or "
+                     "a path to a TOML file.")
+
+
+class Settings(Section):
+    """Everything a scenario file says apart from its tables: the validated sections."""
+
+    name: str = F("", "Scenario name shown in reports (the file name otherwise).")
+    description: str = F("", "What the scenario is about, one or two sentences.")
+    period: Period = F(description="The planning period.")
+    capacity: Capacity = F(Capacity, "Selling capacity.")
+    assignment: Assignment = F(Assignment, "Account assignment.")
+    territory: Territory | None = F(None, "Territory design (omit to assign accounts directly).")
+    quota: Quota = F(Quota, "Quotas.")
+    simulation: Simulation = F(Simulation, "Pipeline simulation.")
+    solver: Solver = F(Solver, "Solver profile.")
+
+
+# Top-level YAML keys that are not sections.
+TABLES_KEY = "tables"
+EXTENDS_KEY = "extends"
+
+# ----------------------------------------------------------------------------------------------
+# Table specs
+# ----------------------------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    """How a column's cells are read."""
+
+    ID = "id"  # a non-empty identifier, kept as text
+    TEXT = "text"
+    FLOAT = "number"
+    INT = "integer"
+    BOOL = "boolean"  # true/false, yes/no, 1/0 (any case)
+    DATE = "date"  # ISO 8601, YYYY-MM-DD
+    LIST = "list"  # several values separated by ';'
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its kind, meaning, unit and rules."""
+
+    name: str
+    kind: Kind
+    description: str
+    unit: str = ""
+    required: bool = False  # the column must be present
+    nullable: bool = True  # empty cells allowed (when present)
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    unique: bool = False
+    references: tuple[str, str] | None = None  # (table, column) an id must exist in
+    default: str = ""  # the documented meaning of an empty cell
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of a scenario: its columns and whether the scenario must have it."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    required: bool = False
+    key: str | None = None
+    unique_together: tuple[str, ...] = ()
+    column_index: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column_index", {c.name: c for c in self.columns})
+
+
+C = Column
+K = Kind
+
+REPS = TableSpec(
+    "reps", "The sales reps, one row each, including known hires with a start date.",
+    key="rep_id", required=True, columns=(
+        C("rep_id", K.ID, "Unique rep identifier.", required=True, nullable=False, unique=True),
+        C("name", K.TEXT, "Display name.", default="rep_id"),
+        C("lat", K.FLOAT, "Home latitude.", "degrees", required=True, nullable=False,
+          minimum=-90, maximum=90),
+        C("lon", K.FLOAT, "Home longitude.", "degrees", required=True, nullable=False,
+          minimum=-180, maximum=180),
+        C("region", K.TEXT, "Sales region."),
+        C("segment", K.TEXT, "Role: the segment the rep sells to (enterprise, mid_market, smb, …).",
+          required=True, nullable=False),
+        C("experience_years", K.FLOAT, "Years of sales experience.", "years", minimum=0, default="0"),
+        C("industries", K.LIST, "Industries whose buyers the rep knows, separated by ';'."),
+        C("capacity_hours", K.FLOAT, "Hours a month for account work once ramped.", "h/month",
+          minimum=0, default="capacity.hours_per_month"),
+        C("max_accounts", K.INT, "Most accounts the rep can carry.", "accounts", minimum=0,
+          default="no limit"),
+        C("start_date", K.DATE, "First day of a new hire; ramp counts from it.",
+          default="ramped before the period"),
+        C("end_date", K.DATE, "Last day of a known departure.", default="stays"),
+        C("ramp_profile", K.TEXT, "Name of a ramp curve in capacity.ramp_curves.",
+          default="capacity.default_ramp of the segment"),
+        C("last_year_quota", K.FLOAT, "Quota of the previous period.", "currency", minimum=0),
+        C("last_year_actual", K.FLOAT, "Bookings of the previous period.", "currency", minimum=0),
+    ))
+
+ACCOUNTS = TableSpec(
+    "accounts", "The accounts (customers and prospects) to assign.",
+    key="account_id", required=True, columns=(
+        C("account_id", K.ID, "Unique account identifier.", required=True, nullable=False, unique=True),
+        C("name", K.TEXT, "Display name.", default="account_id"),
+        C("lat", K.FLOAT, "Latitude.", "degrees", minimum=-90, maximum=90,
+          default="the centroid of geo_unit"),
+        C("lon", K.FLOAT, "Longitude.", "degrees", minimum=-180, maximum=180,
+          default="the centroid of geo_unit"),
+        C("geo_unit", K.ID, "Geo unit (postal code, county) the account lies in.",
+          references=("geo_units", "unit_id")),
+        C("region", K.TEXT, "Sales region."),
+        C("industry", K.TEXT, "Industry of the buyer."),
+        C("segment", K.TEXT, "Segment (enterprise, mid_market, smb, …).", required=True, nullable=False),
+        C("size_band", K.TEXT, "Size band (e.g. employees 1-99, 100-999, 1000+)."),
+        C("potential", K.FLOAT, "Annual revenue opportunity.", "currency/year", required=True,
+          nullable=False, minimum=0),
+        C("workload_hours", K.FLOAT, "Hours a year the account takes.", "h/year", minimum=0,
+          default="assignment.workload_model"),
+        C("buying_process", K.TEXT, "How the customer buys.", choices=BUYING_PROCESSES,
+          default="consultative"),
+        C("current_owner", K.ID, "Rep who owns the account today.", references=("reps", "rep_id"),
+          default="unassigned"),
+        C("locked", K.BOOL, "The account stays with its current owner.", default="false"),
+    ))
+
+GEO_UNITS = TableSpec(
+    "geo_units", "Small geographic units (postal codes, counties) that territories are built from.",
+    key="unit_id", columns=(
+        C("unit_id", K.ID, "Unique unit identifier.", required=True, nullable=False, unique=True),
+        C("name", K.TEXT, "Display name.", default="unit_id"),
+        C("lat", K.FLOAT, "Centroid latitude.", "degrees", required=True, nullable=False,
+          minimum=-90, maximum=90),
+        C("lon", K.FLOAT, "Centroid longitude.", "degrees", required=True, nullable=False,
+          minimum=-180, maximum=180),
+        C("area", K.FLOAT, "Area.", "km²", minimum=0),
+        C("region", K.TEXT, "Region the unit belongs to."),
+    ))
+
+ADJACENCY = TableSpec(
+    "adjacency", "Pairs of geo units that share a border (or a declared link across water).",
+    unique_together=("unit_a", "unit_b"), columns=(
+        C("unit_a", K.ID, "One unit.", required=True, nullable=False, references=("geo_units", "unit_id")),
+        C("unit_b", K.ID, "The other unit.", required=True, nullable=False,
+          references=("geo_units", "unit_id")),
+        C("length", K.FLOAT, "Length of the shared border.", "km", minimum=0, default="1"),
+    ))
+
+PIPELINE = TableSpec(
+    "pipeline", "Open opportunities at the start of the period.", key="opp_id", columns=(
+        C("opp_id", K.ID, "Unique opportunity identifier.", required=True, nullable=False, unique=True),
+        C("account_id", K.ID, "Account of the deal.", required=True, nullable=False,
+          references=("accounts", "account_id")),
+        C("owner", K.ID, "Rep working the deal.", references=("reps", "rep_id"),
+          default="the account's owner"),
+        C("stage", K.TEXT, "Current stage, one of simulation.stages.", required=True, nullable=False),
+        C("amount", K.FLOAT, "Expected deal amount.", "currency", required=True, nullable=False,
+          minimum=0),
+        C("created", K.DATE, "Date the opportunity was created.", required=True, nullable=False),
+        C("expected_close", K.DATE, "Close date the rep expects.", default="from the stage model"),
+        C("forecast_category", K.TEXT, "CRM forecast category.",
+          choices=("commit", "best_case", "pipeline", "omitted")),
+    ))
+
+HISTORY = TableSpec(
+    "history", "Closed opportunities of past periods, as a CRM exports them.", key="opp_id", columns=(
+        C("opp_id", K.ID, "Unique opportunity identifier.", required=True, nullable=False, unique=True),
+        C("account_id", K.ID, "Account of the deal.", required=True, nullable=False,
+          references=("accounts", "account_id")),
+        C("owner", K.ID, "Rep who owned the deal (may have left: not checked against reps)."),
+        C("amount", K.FLOAT, "Deal amount.", "currency", required=True, nullable=False, minimum=0),
+        C("created", K.DATE, "Date the opportunity was created.", required=True, nullable=False),
+        C("closed", K.DATE, "Date it closed, won or lost.", required=True, nullable=False),
+        C("won", K.BOOL, "Closed won (true) or lost (false).", required=True, nullable=False),
+        C("last_stage", K.TEXT, "Last open stage the deal reached, one of simulation.stages.",
+          required=True, nullable=False),
+    ))
+
+PAIRS = TableSpec(
+    "pairs", "Sparse per (account, rep) overrides, e.g. travel time from a routing engine.",
+    unique_together=("account_id", "rep_id"), columns=(
+        C("account_id", K.ID, "Account.", required=True, nullable=False,
+          references=("accounts", "account_id")),
+        C("rep_id", K.ID, "Rep.", required=True, nullable=False, references=("reps", "rep_id")),
+        C("workload_hours", K.FLOAT, "Hours a year this rep would spend on this account.", "h/year",
+          minimum=0, default="the account's workload"),
+        C("cost", K.FLOAT, "Cost of giving the account to this rep (replaces the travel term).",
+          default="travel distance"),
+        C("eligible", K.BOOL, "false forbids the pair; true allows it despite the eligibility rules.",
+          default="the eligibility rules"),
+    ))
+
+TABLE_SPECS: dict[str, TableSpec] = {
+    spec.name: spec for spec in (REPS, ACCOUNTS, GEO_UNITS, ADJACENCY, PIPELINE, HISTORY, PAIRS)
+}
+# Order in which tables are read: a referenced table comes before the tables that refer to it.
+TABLE_ORDER: tuple[str, ...] = ("reps", "geo_units", "accounts", "adjacency", "pipeline", "history",
+                                "pairs")

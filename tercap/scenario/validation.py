@@ -1,0 +1,276 @@
+"""Checks across tables and sections, and completion of the values a scenario leaves to defaults.
+
+`check_and_complete` takes typed tables (from tables.py) and validated settings, logs every error
+and warning with file, row and column, and returns the tables with derived values filled in
+(names, coordinates from geo units, workload from the workload model, ramp profiles …).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from tercap.errors import ProblemLog
+from tercap.scenario.capacity import HIRE_ID_PREFIX, period_capacity_hours, planned_hires
+from tercap.scenario.schema import TABLE_SPECS, Kind, Settings, TableSpec
+from tercap.scenario.tables import FIRST_DATA_ROW
+
+Tables = dict[str, pd.DataFrame]
+
+
+def _rows(mask: np.ndarray | pd.Series) -> np.ndarray:
+    return np.flatnonzero(np.asarray(mask, dtype=bool))
+
+
+class _Checker:
+    def __init__(self, settings: Settings, tables: Tables, files: Mapping[str, str], log: ProblemLog):
+        self.settings = settings
+        self.tables = tables
+        self.files = files
+        self.log = log
+
+    def error(self, table: str, mask: np.ndarray | pd.Series, column: str, message: str | pd.Series,
+              rule: str = "") -> None:
+        """Log `message` for every row of `table` where `mask` holds."""
+        for index in _rows(mask):
+            text = message if isinstance(message, str) else str(message.iloc[index])
+            self.log.error(self.files[table], text, row=int(index) + FIRST_DATA_ROW, column=column,
+                           rule=rule or (message if isinstance(message, str) else column))
+
+    def warning(self, table: str, mask: np.ndarray | pd.Series, column: str, message: str) -> None:
+        """One warning for all rows of `table` where `mask` holds, naming the first few."""
+        rows = _rows(mask) + FIRST_DATA_ROW
+        if len(rows):
+            shown = ", ".join(str(r) for r in rows[:5]) + (" …" if len(rows) > 5 else "")
+            self.log.warning(self.files[table], f"{message} ({len(rows)} row(s): {shown})", column=column)
+
+    # -- generic rules of the schema -----------------------------------------------------------
+
+    def check_keys(self, spec: TableSpec) -> None:
+        frame = self.tables[spec.name]
+        for col in spec.columns:
+            if col.unique and col.name in frame:
+                values = frame[col.name]
+                dup = values.duplicated(keep="first") & values.notna()
+                if dup.any():
+                    first_row = values.drop_duplicates(keep="first").reset_index().set_index(col.name)
+                    firsts = values[dup].map(first_row["index"]) + FIRST_DATA_ROW
+                    messages = "duplicate " + col.name + " " + values[dup].astype(str).map(repr) + \
+                        " (first used in row " + firsts.astype(str) + ")"
+                    self.error(spec.name, dup, col.name, messages.reindex(values.index, fill_value=""))
+        if spec.unique_together and all(c in frame for c in spec.unique_together):
+            key = frame[list(spec.unique_together)].astype(str)
+            if spec.name == "adjacency":  # an edge is the same whichever way round it is written
+                ordered = np.sort(key.to_numpy(), axis=1)
+                key = pd.DataFrame(ordered, columns=list(spec.unique_together))
+            dup = key.duplicated(keep="first").to_numpy()
+            self.error(spec.name, dup, spec.unique_together[-1],
+                       f"duplicate pair ({', '.join(spec.unique_together)}) listed before")
+
+    def check_references(self, spec: TableSpec) -> None:
+        frame = self.tables[spec.name]
+        for col in spec.columns:
+            if col.references is None or col.name not in frame:
+                continue
+            target_table, target_column = col.references
+            values = frame[col.name]
+            if target_table not in self.tables:
+                if values.notna().any():
+                    self.log.error(self.files[spec.name], f"column refers to table '{target_table}', "
+                                   "which the scenario does not have", row=1, column=col.name)
+                continue
+            known = self.tables[target_table][target_column]
+            bad = values.notna() & ~values.isin(known)
+            if bad.any():
+                target = self.files[target_table]
+                messages = values.astype(str).map(lambda v, t=target, c=target_column: f"'{v}' is not a "
+                                                  f"{c} in {t}")
+                self.error(spec.name, bad, col.name, messages, rule=f"unknown {target_column}")
+
+    # -- rules of the domain -------------------------------------------------------------------
+
+    def check_accounts(self) -> None:
+        accounts = self.tables["accounts"]
+        has_lat = accounts["lat"].notna() if "lat" in accounts else pd.Series(False, accounts.index)
+        has_lon = accounts["lon"].notna() if "lon" in accounts else pd.Series(False, accounts.index)
+        self.error("accounts", has_lat ^ has_lon, "lon" if "lat" in accounts else "lat",
+                   "give both lat and lon, or neither")
+        has_unit = accounts["geo_unit"].notna() if "geo_unit" in accounts else pd.Series(False,
+                                                                                          accounts.index)
+        self.error("accounts", ~has_lat & ~has_lon & ~has_unit, "geo_unit",
+                   "an account needs lat and lon, or a geo_unit")
+        if "locked" in accounts:
+            owner = accounts["current_owner"] if "current_owner" in accounts else pd.Series(pd.NA,
+                                                                                            accounts.index)
+            self.error("accounts", accounts["locked"] & owner.isna(), "locked",
+                       "a locked account needs a current_owner to stay with")
+        workload = accounts["workload_hours"] if "workload_hours" in accounts else pd.Series(
+            np.nan, accounts.index)
+        derived_hours = self.settings.assignment.workload_model.hours_by_segment
+        unknown = workload.isna() & ~accounts["segment"].isin(list(derived_hours))
+        known = ", ".join(derived_hours)
+        self.error("accounts", unknown, "workload_hours",
+                   f"no workload_hours, and assignment.workload_model.hours_by_segment has no "
+                   f"entry for the account's segment (it has: {known})")
+        potential = accounts["potential"]
+        self.warning("accounts", potential.eq(0), "potential", "zero potential")
+        rep_segments = set(self.tables["reps"]["segment"])
+        if self.settings.assignment.eligibility.segment_match:
+            orphan = ~accounts["segment"].isin(rep_segments)
+            for segment in accounts.loc[orphan, "segment"].unique():
+                self.warning("accounts", accounts["segment"].eq(segment), "segment",
+                             f"no rep sells to segment '{segment}'")
+
+    def check_reps(self) -> None:
+        reps = self.tables["reps"]
+        curves = self.settings.capacity.ramp_curves
+        if "ramp_profile" in reps:
+            profile = reps["ramp_profile"].fillna("")
+            self.error("reps", profile.ne("") & ~profile.isin(list(curves)), "ramp_profile",
+                       f"unknown ramp curve (capacity.ramp_curves has: {', '.join(curves)})")
+        if "start_date" in reps and "end_date" in reps:
+            self.error("reps", reps["end_date"] < reps["start_date"], "end_date",
+                       "end_date is before start_date")
+        if "capacity_hours" in reps:
+            self.warning("reps", reps["capacity_hours"].eq(0), "capacity_hours", "zero capacity")
+        if self.settings.capacity.hires:
+            self.error("reps", reps["rep_id"].str.startswith(HIRE_ID_PREFIX).fillna(False), "rep_id",
+                       f"ids starting with '{HIRE_ID_PREFIX}' are kept for the planned hires of "
+                       "capacity.hires")
+        for index, hire in enumerate(self.settings.capacity.hires):
+            if hire.start_month > self.settings.period.months:
+                self.log.error(self.files["__yaml__"], f"start_month {hire.start_month} is after the "
+                               f"period's {self.settings.period.months} months",
+                               key=f"capacity.hires.{index}.start_month")
+            if hire.ramp_profile and hire.ramp_profile not in curves:
+                self.log.error(self.files["__yaml__"], f"unknown ramp curve '{hire.ramp_profile}'",
+                               key=f"capacity.hires.{index}.ramp_profile")
+            if hire.segment not in set(self.tables["accounts"]["segment"]):
+                self.log.warning(self.files["__yaml__"], f"hires for segment '{hire.segment}', which no "
+                                 "account belongs to", key=f"capacity.hires.{index}.segment")
+
+    def check_deals(self) -> None:
+        stages = list(self.settings.simulation.stage_names)
+        names = ", ".join(stages)
+        if "pipeline" in self.tables:
+            pipeline = self.tables["pipeline"]
+            self.error("pipeline", pipeline["stage"].notna() & ~pipeline["stage"].isin(stages), "stage",
+                       f"unknown stage (simulation.stages has: {names})")
+            if "expected_close" in pipeline:
+                self.error("pipeline", pipeline["expected_close"] < pipeline["created"], "expected_close",
+                           "expected_close is before created")
+        if "history" in self.tables:
+            history = self.tables["history"]
+            self.error("history", history["last_stage"].notna() & ~history["last_stage"].isin(stages),
+                       "last_stage", f"unknown stage (simulation.stages has: {names})")
+            self.error("history", history["closed"] < history["created"], "closed",
+                       "closed is before created")
+
+    def check_adjacency(self) -> None:
+        if "adjacency" in self.tables:
+            edges = self.tables["adjacency"]
+            self.error("adjacency", edges["unit_a"] == edges["unit_b"], "unit_b",
+                       "a unit cannot be adjacent to itself")
+
+
+def _complete(settings: Settings, tables: Tables) -> Tables:
+    """Fill every optional column with its documented default; add missing optional columns."""
+    out: Tables = {}
+    for name, frame in tables.items():
+        frame = frame.copy()
+        spec = TABLE_SPECS[name]
+        for col in spec.columns:
+            if col.name not in frame:
+                frame[col.name] = _empty_column(col.kind, len(frame))
+        out[name] = frame[[col.name for col in spec.columns]]
+
+    reps = out["reps"]
+    reps["name"] = reps["name"].mask(reps["name"].isna() | reps["name"].eq(""), reps["rep_id"])
+    reps["experience_years"] = reps["experience_years"].fillna(0.0)
+    reps["capacity_hours"] = reps["capacity_hours"].fillna(settings.capacity.hours_per_month)
+    default_ramp = reps["segment"].map(lambda s: settings.capacity.default_ramp.get(s, "standard"))
+    reps["ramp_profile"] = reps["ramp_profile"].mask(reps["ramp_profile"].isna() |
+                                                     reps["ramp_profile"].eq(""), default_ramp)
+
+    accounts = out["accounts"]
+    accounts["name"] = accounts["name"].mask(accounts["name"].isna() | accounts["name"].eq(""),
+                                             accounts["account_id"])
+    if "geo_units" in out:
+        units = out["geo_units"].set_index("unit_id")
+        for axis in ("lat", "lon"):
+            accounts[axis] = accounts[axis].fillna(accounts["geo_unit"].map(units[axis]))
+        units_frame = out["geo_units"]
+        units_frame["name"] = units_frame["name"].mask(units_frame["name"].isna() |
+                                                       units_frame["name"].eq(""), units_frame["unit_id"])
+    accounts["buying_process"] = accounts["buying_process"].mask(accounts["buying_process"].eq(""),
+                                                                 "consultative")
+    model = settings.assignment.workload_model
+    derived = accounts["segment"].map(model.hours_by_segment).astype(float) * \
+        accounts["buying_process"].map(model.process_multiplier).astype(float)
+    accounts["workload_hours"] = accounts["workload_hours"].fillna(derived)
+
+    if "pipeline" in out:
+        owner_of = accounts.set_index("account_id")["current_owner"]
+        pipeline = out["pipeline"]
+        pipeline["owner"] = pipeline["owner"].fillna(pipeline["account_id"].map(owner_of))
+    if "adjacency" in out:
+        out["adjacency"]["length"] = out["adjacency"]["length"].fillna(1.0)
+    return out
+
+
+def _empty_column(kind: Kind, length: int) -> pd.Series:
+    if kind is Kind.BOOL:
+        return pd.Series(np.zeros(length, dtype=bool))
+    if kind in (Kind.FLOAT,):
+        return pd.Series(np.full(length, np.nan))
+    if kind is Kind.INT:
+        return pd.Series(pd.array([pd.NA] * length, dtype="Int64"))
+    if kind is Kind.DATE:
+        return pd.Series(pd.NaT, index=range(length), dtype="datetime64[ns]")
+    if kind is Kind.LIST:
+        return pd.Series([()] * length, dtype=object)
+    if kind is Kind.ID:
+        return pd.Series(pd.array([pd.NA] * length, dtype="string"))
+    return pd.Series(pd.array([""] * length, dtype="string"))
+
+
+def check_and_complete(settings: Settings, tables: Tables, files: Mapping[str, str],
+                       log: ProblemLog) -> Tables | None:
+    """Check `tables` against each other and the settings; return them completed, or None on errors.
+
+    `files` maps each table name (and '__yaml__') to the name used in messages.
+    """
+    checker = _Checker(settings, tables, files, log)
+    for name in tables:
+        checker.check_keys(TABLE_SPECS[name])
+        checker.check_references(TABLE_SPECS[name])
+    checker.check_reps()
+    checker.check_accounts()
+    checker.check_deals()
+    checker.check_adjacency()
+    if log.has_errors:
+        return None
+    completed = _complete(settings, tables)
+    _warn_capacity(settings, completed, files, log)
+    return completed
+
+
+def _warn_capacity(settings: Settings, tables: Tables, files: Mapping[str, str], log: ProblemLog) -> None:
+    """Warn when the workload of the period exceeds the capacity of the reps (and planned hires)."""
+    share_of_year = settings.period.months / 12
+    reps = pd.concat([tables["reps"], planned_hires(settings, tables["accounts"])], ignore_index=True)
+    capacity = period_capacity_hours(settings, reps).groupby(reps["segment"].to_numpy()).sum()
+    workload = tables["accounts"].groupby("segment")["workload_hours"].sum() * share_of_year
+    total_work, total_capacity = workload.sum(), capacity.sum()
+    if total_work > total_capacity:
+        log.warning(files["accounts"], f"total workload {total_work:,.0f} h exceeds the reps' capacity "
+                    f"{total_capacity:,.0f} h over the period by {total_work / max(total_capacity, 1e-9) - 1:.1%}",
+                    column="workload_hours")
+    if settings.assignment.eligibility.segment_match:
+        for segment, hours in workload.items():
+            cap = float(capacity.get(segment, 0.0))
+            if cap > 0 and hours > cap:
+                log.warning(files["accounts"], f"{segment} workload {hours:,.0f} h exceeds {segment} "
+                            f"capacity {cap:,.0f} h by {hours / cap - 1:.1%}", column="workload_hours")
