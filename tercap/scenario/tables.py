@@ -6,6 +6,8 @@ counts) and the column. CSV and Parquet files give the same DataFrame.
 
 from __future__ import annotations
 
+import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +34,13 @@ def read_table_file(path: Path, spec: TableSpec, log: ProblemLog) -> pd.DataFram
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                                encoding="utf-8-sig")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                                    encoding="utf-8-sig", index_col=False)
+            if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                _report_long_rows(path, name, log)
+                return None
         else:
             log.error(name, f"unsupported table format '{suffix}' (use .csv or .parquet)")
             return None
@@ -41,9 +48,24 @@ def read_table_file(path: Path, spec: TableSpec, log: ProblemLog) -> pd.DataFram
         log.error(name, f"table '{spec.name}' is empty (no header, no rows)")
         return None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        log.error(name, f"cannot read the table: {str(exc).strip()}")
+        if not (isinstance(exc, pd.errors.ParserError) and _report_long_rows(path, name, log)):
+            log.error(name, f"cannot read the table: {str(exc).strip()}")
         return None
     return convert_table(frame, spec, name, log)
+
+
+def _report_long_rows(path: Path, name: str, log: ProblemLog) -> int:
+    """Name the CSV rows that have more cells than the header (a misplaced comma, usually)."""
+    found = 0
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, skipinitialspace=True)
+        width = len(next(reader, []))
+        for row_number, cells in enumerate(reader, start=FIRST_DATA_ROW):
+            if len(cells) > width:
+                found += 1
+                log.error(name, f"the row has {len(cells)} cells but the header has {width} columns "
+                          "(a comma inside a value needs quotes)", row=row_number, rule="long row")
+    return found
 
 
 def convert_table(frame: pd.DataFrame, spec: TableSpec, name: str, log: ProblemLog) -> pd.DataFrame | None:

@@ -8,6 +8,7 @@ and warning with file, row and column, and returns the tables with derived value
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,9 +85,9 @@ class _Checker:
             known = self.tables[target_table][target_column]
             bad = values.notna() & ~values.isin(known)
             if bad.any():
-                target = self.files[target_table]
-                messages = values.astype(str).map(lambda v, t=target, c=target_column: f"'{v}' is not a "
-                                                  f"{c} in {t}")
+                target = Path(self.files[target_table]).name
+                messages = values.astype(str).map(lambda v, t=target, c=target_column: f"'{v}' is unknown: "
+                                                  f"no such {c} in {t}")
                 self.error(spec.name, bad, col.name, messages, rule=f"unknown {target_column}")
 
     # -- rules of the domain -------------------------------------------------------------------
@@ -200,7 +201,7 @@ def _complete(settings: Settings, tables: Tables) -> Tables:
     if "geo_units" in out:
         units = out["geo_units"].set_index("unit_id")
         for axis in ("lat", "lon"):
-            accounts[axis] = accounts[axis].fillna(accounts["geo_unit"].map(units[axis]))
+            accounts[axis] = accounts[axis].fillna(accounts["geo_unit"].map(units[axis]).astype(float))
         units_frame = out["geo_units"]
         units_frame["name"] = units_frame["name"].mask(units_frame["name"].isna() |
                                                        units_frame["name"].eq(""), units_frame["unit_id"])

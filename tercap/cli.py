@@ -1,0 +1,172 @@
+"""The `tercap` command. Thin: it parses arguments, calls the public API and prints.
+
+Exit codes: 0 ok, 1 internal error, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+import tercap
+from tercap.errors import Problem, ScenarioError, TercapError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+MAX_LISTED_PROBLEMS = 50
+
+app = typer.Typer(
+    name="tercap",
+    help="Sales territory and quota design: exact optimisation and Monte Carlo stress tests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+PIPED_WIDTH = 120  # a log or a pipe gets wide tables; a terminal gets its own width
+out = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else PIPED_WIDTH)
+
+ScenarioPath = Annotated[Path, typer.Argument(help="Scenario file (YAML).", show_default=False)]
+
+
+def _print_problems(problems: tuple[Problem, ...], title: str, style: str) -> None:
+    if not problems:
+        return
+    err.print(f"[{style}]{title}[/]")
+    for problem in problems[:MAX_LISTED_PROBLEMS]:
+        err.print(f"  • [bold]{problem.location()}[/]: {problem.message}", highlight=False, markup=True,
+                  soft_wrap=True)
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        err.print(f"  … and {len(problems) - MAX_LISTED_PROBLEMS} more")
+
+
+def _load(path: Path) -> tercap.Scenario:
+    return tercap.load(path)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          is_eager=True)] = False,
+) -> None:
+    if version:
+        out.print(f"tercap {tercap.__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def validate(path: ScenarioPath) -> None:
+    """Check a scenario file and its tables; list every error with file, row and column."""
+    scenario = _load(path)
+    _print_problems(scenario.warnings, f"{len(scenario.warnings)} warning(s):", "yellow")
+    out.print(f"[green]✓[/] {path} is valid: {len(scenario.accounts):,} accounts, "
+              f"{len(scenario.reps):,} reps.", highlight=False)
+
+
+def _table(title: str, first: str, *numeric: str) -> Table:
+    """A terminal table: a text column, then right-aligned figures that never wrap."""
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column(first, no_wrap=True)
+    for column in numeric:
+        table.add_column(column, justify="right", no_wrap=True)
+    return table
+
+
+def _money(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+@app.command()
+def info(path: ScenarioPath) -> None:
+    """Summarise a scenario: counts, workload against capacity, potential by segment and region."""
+    scenario = _load(path)
+    period = scenario.period
+    out.print(f"[bold]{scenario.name}[/]  {period.label}  {period.start} → {period.end} "
+              f"({period.months} months)", highlight=False)
+    if scenario.settings.description:
+        out.print(scenario.settings.description, style="dim")
+
+    figures = Table(show_header=False, box=None, padding=(0, 2))
+    for name, value in scenario.counts().items():
+        figures.add_row(name, f"{value:.1%}" if "rate" in name else _money(value))
+    out.print(figures)
+
+    segments = scenario.segment_summary()
+    table = _table("By segment, over the period", "segment", "accounts", "potential", "workload h",
+                   "reps", "hires", "capacity h", "used")
+    for segment, row in zip(segments.index, segments.itertuples(index=False), strict=True):
+        used = row.utilisation
+        table.add_row(str(segment), f"{row.accounts:,}", _money(row.potential), _money(row.workload_h),
+                      f"{row.reps:,}", f"{row.hires:,}", _money(row.capacity_h),
+                      "—" if pd.isna(used) else f"{used:.0%}",
+                      style="red" if pd.notna(used) and used > 1 else None,
+                      end_section=segment == segments.index[-2])
+    out.print(table)
+
+    regions = scenario.region_summary()
+    table = _table("By region", "region", "accounts", "potential", "workload h", "reps")
+    for region, row in zip(regions.index, regions.itertuples(index=False), strict=True):
+        table.add_row(str(region), f"{row.accounts:,}", _money(row.potential), _money(row.workload_h),
+                      f"{row.reps:,}")
+    out.print(table)
+    _print_problems(scenario.warnings, f"{len(scenario.warnings)} warning(s):", "yellow")
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the scenario into.", show_default=False)],
+    accounts: Annotated[int, typer.Option(help="Number of accounts.", min=1)] = 3000,
+    reps: Annotated[int, typer.Option(help="Number of reps.", min=1)] = 30,
+    units: Annotated[int | None, typer.Option(help="Number of geo units (default: from accounts).",
+                                              min=3)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same files.", min=0)] = 0,
+    table_format: Annotated[str, typer.Option("--format", help="Table format: csv or parquet.")] = "csv",
+) -> None:
+    """Write a realistic synthetic scenario: metros, segments, imbalanced books, pipeline, history."""
+    from tercap.scenario.generate import generate_scenario
+
+    if table_format not in ("csv", "parquet"):
+        raise TercapError(f"--format must be csv or parquet, got {table_format!r}")
+    started = time.perf_counter()
+    with err.status(f"Generating {accounts:,} accounts and {reps:,} reps …"):
+        path = generate_scenario(out_dir, accounts=accounts, reps=reps, units=units, seed=seed,
+                                 table_format=table_format)  # type: ignore[arg-type]
+    out.print(f"[green]✓[/] wrote {path} in {time.perf_counter() - started:.1f} s", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        app(args=argv, prog_name="tercap")  # usage errors are printed by typer and exit with 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except ScenarioError as exc:
+        _print_problems(exc.errors, f"✗ the scenario has {len(exc.errors)} error(s):", "bold red")
+        _print_problems(exc.warnings, f"and {len(exc.warnings)} warning(s):", "yellow")
+        return EXIT_BAD_INPUT
+    except (TercapError, FileExistsError, ValueError) as exc:
+        err.print(f"[bold red]✗[/] {exc}", highlight=False)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERNAL
+    except Exception as exc:  # the last line of defence: no traceback reaches a user
+        if os.environ.get("TERCAP_DEBUG"):
+            raise
+        err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {exc}\n"
+                  "This is a bug in tercap; set TERCAP_DEBUG=1 to see the traceback.", highlight=False)
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
