@@ -53,14 +53,18 @@ def _load(path: Path) -> tercap.Scenario:
     return tercap.load(path)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
                                           is_eager=True)] = False,
 ) -> None:
     if version:
         out.print(f"tercap {tercap.__version__}")
         raise typer.Exit(EXIT_OK)
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help())
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @app.command()

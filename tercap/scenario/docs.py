@@ -106,7 +106,8 @@ def reference_markdown() -> str:
     lines = ["## Reference", "", "### Top level", "",
              "| key | type | unit | default | meaning |", "|---|---|---|---|---|",
              "| `extends` | path | | none | Another scenario file this one overrides, section by section. |",
-             "| `tables` | mapping of table → path | | | Table files, relative to the file that names them. |"]
+             "| `tables` | mapping of table → path | | | Table files, relative to the file that names "
+             "them. |"]
     nested: list[tuple[str, type[BaseModel]]] = []
     lines += _model_rows(Settings, "", nested)
     lines.append("")

@@ -52,12 +52,12 @@ def _node_lines(node: yaml.Node, prefix: KeyPath, out: dict[KeyPath, int]) -> No
     """Record the line of every key (1-based) under `node`."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = prefix + (str(key_node.value),)
+            key = (*prefix, str(key_node.value))
             out[key] = key_node.start_mark.line + 1
             _node_lines(value_node, key, out)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            key = prefix + (index,)
+            key = (*prefix, index)
             out[key] = item.start_mark.line + 1
             _node_lines(item, key, out)
 
@@ -125,7 +125,7 @@ def read_raw(path: str | Path, log: ProblemLog) -> RawScenario | None:
     while current is not None:
         resolved = current.resolve()
         if resolved in chain:
-            cycle = " → ".join(display_name(p) for p in [*chain, resolved])
+            cycle = " → ".join(display_name(p, base=chain[0].parent) for p in [*chain, resolved])
             log.error(display_name(chain[-1]), f"`extends` forms a cycle: {cycle}",
                       line=referrer[1] if referrer else None, key=EXTENDS_KEY)
             return None

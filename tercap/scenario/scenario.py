@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pydantic
 
-from tercap.errors import Problem, ProblemLog, ScenarioError
+from tercap.errors import Problem, ProblemLog
 from tercap.scenario.capacity import period_capacity_hours, planned_hires
 from tercap.scenario.reading import deep_merge, display_name, read_raw, validate_settings
 from tercap.scenario.schema import TABLE_ORDER, TABLE_SPECS, TABLES_KEY, Period, Settings
@@ -225,8 +225,8 @@ class Scenario:
 
     def __repr__(self) -> str:
         accounts, reps = len(self._tables["accounts"]), len(self._tables["reps"])
-        return f"<Scenario {self.name!r}: {accounts:,} accounts, {reps:,} reps, {self.period.months} months " \
-               f"from {self.period.start}>"
+        return (f"<Scenario {self.name!r}: {accounts:,} accounts, {reps:,} reps, "
+                f"{self.period.months} months from {self.period.start}>")
 
     def _repr_html_(self) -> str:
         figures = "".join(

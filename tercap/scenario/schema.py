@@ -8,6 +8,7 @@ docs/scenario-format.md is generated from this module (`python -m tercap.scenari
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -104,7 +105,7 @@ class Capacity(Section):
                 raise ValueError(f"ramp curve '{name}' is empty")
             if any(not 0 <= v <= 1 for v in curve):
                 raise ValueError(f"ramp curve '{name}' has values outside 0..1")
-            if any(b < a for a, b in zip(curve, curve[1:], strict=False)):
+            if any(b < a for a, b in itertools.pairwise(curve)):
                 raise ValueError(f"ramp curve '{name}' decreases")
         for segment, name in self.default_ramp.items():
             if name not in self.ramp_curves:

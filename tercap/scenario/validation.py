@@ -266,9 +266,9 @@ def _warn_capacity(settings: Settings, tables: Tables, files: Mapping[str, str],
     workload = tables["accounts"].groupby("segment")["workload_hours"].sum() * share_of_year
     total_work, total_capacity = workload.sum(), capacity.sum()
     if total_work > total_capacity:
+        excess = total_work / max(total_capacity, 1e-9) - 1
         log.warning(files["accounts"], f"total workload {total_work:,.0f} h exceeds the reps' capacity "
-                    f"{total_capacity:,.0f} h over the period by {total_work / max(total_capacity, 1e-9) - 1:.1%}",
-                    column="workload_hours")
+                    f"{total_capacity:,.0f} h over the period by {excess:.1%}", column="workload_hours")
     if settings.assignment.eligibility.segment_match:
         for segment, hours in workload.items():
             cap = float(capacity.get(segment, 0.0))

@@ -87,7 +87,8 @@ CELL_CASES = {
     "half a location": ("accounts.csv", "A4,Delta,34.10,-118.30", "A4,Delta,34.10,", "accounts.csv", 5,
                         "lon", "both lat and lon"),
     "unknown ramp curve": ("reps.csv", "rep_id,name,lat,lon,region,segment,experience_years,industries,"
-                           "capacity_hours,max_accounts\nR1,Ann Lee,40.71,-74.00,East,smb,5,retail;healthcare,100,50",
+                           "capacity_hours,max_accounts\nR1,Ann Lee,40.71,-74.00,East,smb,5,"
+                           "retail;healthcare,100,50",
                            "rep_id,name,lat,lon,region,segment,experience_years,industries,"
                            "capacity_hours,max_accounts,ramp_profile\nR1,Ann Lee,40.71,-74.00,East,smb,5,"
                            "retail;healthcare,100,50,slowburn", "reps.csv", 2, "ramp_profile",
@@ -119,7 +120,8 @@ def test_all_errors_are_collected_not_only_the_first(tiny):
     tiny.edit("scenario.yaml", "months: 12", "months: twelve")
     errors = load_errors(tiny.path)
     columns = {(e.file.rsplit("/", 1)[-1], e.column or e.key) for e in errors}
-    assert {("reps.csv", "lat"), ("reps.csv", "experience_years"), ("scenario.yaml", "period.months")} <= columns
+    expected = {("reps.csv", "lat"), ("reps.csv", "experience_years"), ("scenario.yaml", "period.months")}
+    assert expected <= columns
     # the reference check runs only once the tables themselves are sound
     tiny.edit("reps.csv", "Bob Park,91,-87.63,Central,smb,x", "Bob Park,41.88,-87.63,Central,smb,1")
     tiny.edit("scenario.yaml", "months: twelve", "months: 12")
