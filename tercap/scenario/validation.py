@@ -7,7 +7,7 @@ and warning with file, row and column, and returns the tables with derived value
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +32,11 @@ class _Checker:
         self.files = files
         self.log = log
 
-    def error(self, table: str, mask: np.ndarray | pd.Series, column: str, message: str | pd.Series,
-              rule: str = "") -> None:
-        """Log `message` for every row of `table` where `mask` holds."""
+    def error(self, table: str, mask: np.ndarray | pd.Series, column: str,
+              message: str | Callable[[int], str], rule: str = "") -> None:
+        """Log `message` (or `message(position)`) for every row of `table` where `mask` holds."""
         for index in _rows(mask):
-            text = message if isinstance(message, str) else str(message.iloc[index])
+            text = message if isinstance(message, str) else message(int(index))
             self.log.error(self.files[table], text, row=int(index) + FIRST_DATA_ROW, column=column,
                            rule=rule or (message if isinstance(message, str) else column))
 
@@ -52,16 +52,14 @@ class _Checker:
     def check_keys(self, spec: TableSpec) -> None:
         frame = self.tables[spec.name]
         for col in spec.columns:
-            if col.unique and col.name in frame:
+            if col.unique:
                 values = frame[col.name]
                 dup = values.duplicated(keep="first") & values.notna()
-                if dup.any():
-                    first_row = values.drop_duplicates(keep="first").reset_index().set_index(col.name)
-                    firsts = values[dup].map(first_row["index"]) + FIRST_DATA_ROW
-                    messages = "duplicate " + col.name + " " + values[dup].astype(str).map(repr) + \
-                        " (first used in row " + firsts.astype(str) + ")"
-                    self.error(spec.name, dup, col.name, messages.reindex(values.index, fill_value=""))
-        if spec.unique_together and all(c in frame for c in spec.unique_together):
+                first = pd.Series(np.arange(len(values)), index=values.index).groupby(values).transform("min")
+                self.error(spec.name, dup, col.name, lambda i, v=values, c=col.name, f=first:
+                           f"duplicate {c} '{v.iloc[i]}' (first used in row {f.iloc[i] + FIRST_DATA_ROW})",
+                           rule=f"duplicate {col.name}")
+        if spec.unique_together:
             key = frame[list(spec.unique_together)].astype(str)
             if spec.name == "adjacency":  # an edge is the same whichever way round it is written
                 ordered = np.sort(key.to_numpy(), axis=1)
@@ -73,7 +71,7 @@ class _Checker:
     def check_references(self, spec: TableSpec) -> None:
         frame = self.tables[spec.name]
         for col in spec.columns:
-            if col.references is None or col.name not in frame:
+            if col.references is None:
                 continue
             target_table, target_column = col.references
             values = frame[col.name]
@@ -84,31 +82,22 @@ class _Checker:
                 continue
             known = self.tables[target_table][target_column]
             bad = values.notna() & ~values.isin(known)
-            if bad.any():
-                target = Path(self.files[target_table]).name
-                messages = values.astype(str).map(lambda v, t=target, c=target_column: f"'{v}' is unknown: "
-                                                  f"no such {c} in {t}")
-                self.error(spec.name, bad, col.name, messages, rule=f"unknown {target_column}")
+            target = Path(self.files[target_table]).name
+            self.error(spec.name, bad, col.name, lambda i, v=values, c=target_column, t=target:
+                       f"'{v.iloc[i]}' is unknown: no such {c} in {t}", rule=f"unknown {target_column}")
 
     # -- rules of the domain -------------------------------------------------------------------
 
     def check_accounts(self) -> None:
         accounts = self.tables["accounts"]
-        has_lat = accounts["lat"].notna() if "lat" in accounts else pd.Series(False, accounts.index)
-        has_lon = accounts["lon"].notna() if "lon" in accounts else pd.Series(False, accounts.index)
-        self.error("accounts", has_lat ^ has_lon, "lon" if "lat" in accounts else "lat",
-                   "give both lat and lon, or neither")
-        has_unit = accounts["geo_unit"].notna() if "geo_unit" in accounts else pd.Series(False,
-                                                                                          accounts.index)
-        self.error("accounts", ~has_lat & ~has_lon & ~has_unit, "geo_unit",
+        has_lat, has_lon = accounts["lat"].notna(), accounts["lon"].notna()
+        self.error("accounts", has_lat & ~has_lon, "lon", "give both lat and lon, or neither")
+        self.error("accounts", ~has_lat & has_lon, "lat", "give both lat and lon, or neither")
+        self.error("accounts", ~has_lat & ~has_lon & accounts["geo_unit"].isna(), "geo_unit",
                    "an account needs lat and lon, or a geo_unit")
-        if "locked" in accounts:
-            owner = accounts["current_owner"] if "current_owner" in accounts else pd.Series(pd.NA,
-                                                                                            accounts.index)
-            self.error("accounts", accounts["locked"] & owner.isna(), "locked",
-                       "a locked account needs a current_owner to stay with")
-        workload = accounts["workload_hours"] if "workload_hours" in accounts else pd.Series(
-            np.nan, accounts.index)
+        self.error("accounts", accounts["locked"] & accounts["current_owner"].isna(), "locked",
+                   "a locked account needs a current_owner to stay with")
+        workload = accounts["workload_hours"]
         derived_hours = self.settings.assignment.workload_model.hours_by_segment
         unknown = workload.isna() & ~accounts["segment"].isin(list(derived_hours))
         known = ", ".join(derived_hours)
@@ -127,15 +116,11 @@ class _Checker:
     def check_reps(self) -> None:
         reps = self.tables["reps"]
         curves = self.settings.capacity.ramp_curves
-        if "ramp_profile" in reps:
-            profile = reps["ramp_profile"].fillna("")
-            self.error("reps", profile.ne("") & ~profile.isin(list(curves)), "ramp_profile",
-                       f"unknown ramp curve (capacity.ramp_curves has: {', '.join(curves)})")
-        if "start_date" in reps and "end_date" in reps:
-            self.error("reps", reps["end_date"] < reps["start_date"], "end_date",
-                       "end_date is before start_date")
-        if "capacity_hours" in reps:
-            self.warning("reps", reps["capacity_hours"].eq(0), "capacity_hours", "zero capacity")
+        profile = reps["ramp_profile"]
+        self.error("reps", profile.ne("") & ~profile.isin(list(curves)), "ramp_profile",
+                   f"unknown ramp curve (capacity.ramp_curves has: {', '.join(curves)})")
+        self.error("reps", reps["end_date"] < reps["start_date"], "end_date", "end_date is before start_date")
+        self.warning("reps", reps["capacity_hours"].eq(0), "capacity_hours", "zero capacity")
         if self.settings.capacity.hires:
             self.error("reps", reps["rep_id"].str.startswith(HIRE_ID_PREFIX).fillna(False), "rep_id",
                        f"ids starting with '{HIRE_ID_PREFIX}' are kept for the planned hires of "
@@ -159,9 +144,8 @@ class _Checker:
             pipeline = self.tables["pipeline"]
             self.error("pipeline", pipeline["stage"].notna() & ~pipeline["stage"].isin(stages), "stage",
                        f"unknown stage (simulation.stages has: {names})")
-            if "expected_close" in pipeline:
-                self.error("pipeline", pipeline["expected_close"] < pipeline["created"], "expected_close",
-                           "expected_close is before created")
+            self.error("pipeline", pipeline["expected_close"] < pipeline["created"], "expected_close",
+                       "expected_close is before created")
         if "history" in self.tables:
             history = self.tables["history"]
             self.error("history", history["last_stage"].notna() & ~history["last_stage"].isin(stages),
@@ -176,17 +160,20 @@ class _Checker:
                        "a unit cannot be adjacent to itself")
 
 
-def _complete(settings: Settings, tables: Tables) -> Tables:
-    """Fill every optional column with its documented default; add missing optional columns."""
+def _with_every_column(tables: Tables) -> Tables:
+    """The tables with the optional columns they lack added empty, in the schema's order."""
     out: Tables = {}
     for name, frame in tables.items():
-        frame = frame.copy()
         spec = TABLE_SPECS[name]
-        for col in spec.columns:
-            if col.name not in frame:
-                frame[col.name] = _empty_column(col.kind, len(frame))
-        out[name] = frame[[col.name for col in spec.columns]]
+        missing = {col.name: _empty_column(col.kind, len(frame)) for col in spec.columns
+                   if col.name not in frame}
+        out[name] = frame.assign(**missing)[[col.name for col in spec.columns]]
+    return out
 
+
+def _fill_defaults(settings: Settings, tables: Tables) -> Tables:
+    """Fill every empty optional cell with its documented default."""
+    out = {name: frame.copy() for name, frame in tables.items()}
     reps = out["reps"]
     reps["name"] = reps["name"].mask(reps["name"].isna() | reps["name"].eq(""), reps["rep_id"])
     reps["experience_years"] = reps["experience_years"].fillna(0.0)
@@ -243,6 +230,7 @@ def check_and_complete(settings: Settings, tables: Tables, files: Mapping[str, s
 
     `files` maps each table name (and '__yaml__') to the name used in messages.
     """
+    tables = _with_every_column(tables)
     checker = _Checker(settings, tables, files, log)
     for name in tables:
         checker.check_keys(TABLE_SPECS[name])
@@ -253,7 +241,7 @@ def check_and_complete(settings: Settings, tables: Tables, files: Mapping[str, s
     checker.check_adjacency()
     if log.has_errors:
         return None
-    completed = _complete(settings, tables)
+    completed = _fill_defaults(settings, tables)
     _warn_capacity(settings, completed, files, log)
     return completed
 
