@@ -165,7 +165,8 @@ class Weights(Section):
 
 
 def _default_segment_hours() -> dict[str, float]:
-    return {"enterprise": 120.0, "mid_market": 40.0, "smb": 12.0}
+    # About 20 enterprise, 80 mid-market or 300 SMB accounts fill a rep's 100 h a month.
+    return {"enterprise": 60.0, "mid_market": 15.0, "smb": 4.0}
 
 
 def _default_process_multipliers() -> dict[str, float]:

@@ -16,9 +16,9 @@ from ..conftest import REPO
 def test_derived_values_follow_the_documented_defaults(tiny):
     scenario = tercap.load(tiny.path)
     accounts = scenario.accounts.set_index("account_id")
-    # A1: smb 12 h × transactional 0.7; A3: smb 12 h × consultative (the default process) 1.0
-    assert accounts.loc["A1", "workload_hours"] == pytest.approx(8.4)
-    assert accounts.loc["A3", "workload_hours"] == pytest.approx(12.0)
+    # A1: smb 4 h × transactional 0.7; A3: smb 4 h × consultative (the default process) 1.0
+    assert accounts.loc["A1", "workload_hours"] == pytest.approx(2.8)
+    assert accounts.loc["A3", "workload_hours"] == pytest.approx(4.0)
     assert accounts.loc["A3", "buying_process"] == "consultative"
     # A3 has no coordinates: it sits at its geo unit's centroid
     assert (accounts.loc["A3", "lat"], accounts.loc["A3", "lon"]) == (40.44, -79.99)
