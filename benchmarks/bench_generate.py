@@ -8,18 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from results import update_section
 
 from tercap.scenario.generate import generate_scenario
 
 COMMAND = ".venv/bin/python benchmarks/bench_generate.py"
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Synthetic generator"
 # (accounts, reps, runs): the best of the runs is reported.
 SIZES = ((3_000, 30, 5), (20_000, 200, 3), (100_000, 1_000, 3))
@@ -67,25 +66,13 @@ def results_section(measured: list[tuple[int, int, int, float, int, int]]) -> st
     return "\n".join(lines) + "\n"
 
 
-def update_results(section: str) -> None:
-    """Replace the generator's section of RESULTS.md (up to the next '## ' heading), or append it."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     measured = []
     for accounts, reps, runs in SIZES:
         seconds, rows, units = time_generator(accounts, reps, runs)
         print(f"{accounts:>7,} × {reps:>5,}: {seconds:6.2f} s, {rows:,} rows")
         measured.append((accounts, reps, runs, seconds, rows, units))
-    update_results(results_section(measured))
-    print(f"updated {RESULTS}")
+    update_section(SECTION, results_section(measured))
 
 
 if __name__ == "__main__":

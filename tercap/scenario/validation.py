@@ -7,11 +7,13 @@ and warning with file, row and column, and returns the tables with derived value
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tercap.errors import ProblemLog
 from tercap.scenario.capacity import HIRE_ID_PREFIX, period_capacity_hours, planned_hires
@@ -19,6 +21,12 @@ from tercap.scenario.schema import TABLE_SPECS, Kind, Settings, TableSpec
 from tercap.scenario.tables import FIRST_DATA_ROW
 
 Tables = dict[str, pd.DataFrame]
+
+
+def _is_in(values: pd.Series, known: Iterable[str]) -> np.ndarray:
+    """values.isin(known) for text columns, hashed by Arrow (Series.isin is slow on Arrow text)."""
+    found = pc.is_in(pa.array(values, type=pa.string()), value_set=pa.array(list(known), type=pa.string()))
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _rows(mask: np.ndarray | pd.Series) -> np.ndarray:
@@ -81,7 +89,7 @@ class _Checker:
                                    "which the scenario does not have", row=1, column=col.name)
                 continue
             known = self.tables[target_table][target_column]
-            bad = values.notna() & ~values.isin(known)
+            bad = values.notna() & ~_is_in(values, known)
             target = Path(self.files[target_table]).name
             self.error(spec.name, bad, col.name, lambda i, v=values, c=target_column, t=target:
                        f"'{v.iloc[i]}' is unknown: no such {c} in {t}", rule=f"unknown {target_column}")
@@ -99,7 +107,7 @@ class _Checker:
                    "a locked account needs a current_owner to stay with")
         workload = accounts["workload_hours"]
         derived_hours = self.settings.assignment.workload_model.hours_by_segment
-        unknown = workload.isna() & ~accounts["segment"].isin(list(derived_hours))
+        unknown = workload.isna() & ~_is_in(accounts["segment"], list(derived_hours))
         known = ", ".join(derived_hours)
         self.error("accounts", unknown, "workload_hours",
                    f"no workload_hours, and assignment.workload_model.hours_by_segment has no "
@@ -108,7 +116,7 @@ class _Checker:
         self.warning("accounts", potential.eq(0), "potential", "zero potential")
         rep_segments = set(self.tables["reps"]["segment"])
         if self.settings.assignment.eligibility.segment_match:
-            orphan = ~accounts["segment"].isin(rep_segments)
+            orphan = ~_is_in(accounts["segment"], rep_segments)
             for segment in accounts.loc[orphan, "segment"].unique():
                 self.warning("accounts", accounts["segment"].eq(segment), "segment",
                              f"no rep sells to segment '{segment}'")
@@ -117,7 +125,7 @@ class _Checker:
         reps = self.tables["reps"]
         curves = self.settings.capacity.ramp_curves
         profile = reps["ramp_profile"]
-        self.error("reps", profile.ne("") & ~profile.isin(list(curves)), "ramp_profile",
+        self.error("reps", profile.ne("") & ~_is_in(profile, list(curves)), "ramp_profile",
                    f"unknown ramp curve (capacity.ramp_curves has: {', '.join(curves)})")
         self.error("reps", reps["end_date"] < reps["start_date"], "end_date", "end_date is before start_date")
         self.warning("reps", reps["capacity_hours"].eq(0), "capacity_hours", "zero capacity")
@@ -142,13 +150,13 @@ class _Checker:
         names = ", ".join(stages)
         if "pipeline" in self.tables:
             pipeline = self.tables["pipeline"]
-            self.error("pipeline", pipeline["stage"].notna() & ~pipeline["stage"].isin(stages), "stage",
+            self.error("pipeline", pipeline["stage"].notna() & ~_is_in(pipeline["stage"], stages), "stage",
                        f"unknown stage (simulation.stages has: {names})")
             self.error("pipeline", pipeline["expected_close"] < pipeline["created"], "expected_close",
                        "expected_close is before created")
         if "history" in self.tables:
             history = self.tables["history"]
-            self.error("history", history["last_stage"].notna() & ~history["last_stage"].isin(stages),
+            self.error("history", history["last_stage"].notna() & ~_is_in(history["last_stage"], stages),
                        "last_stage", f"unknown stage (simulation.stages has: {names})")
             self.error("history", history["closed"] < history["created"], "closed",
                        "closed is before created")
