@@ -2,13 +2,17 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tercap.assign import plan
 from tercap.errors import Problem, ScenarioError, Severity, TercapError
+from tercap.plan import Plan
+from tercap.profiles import SolverProfile
 from tercap.scenario import Scenario, Settings, load
+from tercap.status import SolveStatus
 
 try:
     __version__ = version("tercap")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["Problem", "Scenario", "ScenarioError", "Settings", "Severity", "TercapError", "__version__",
-           "load"]
+__all__ = ["Plan", "Problem", "Scenario", "ScenarioError", "Settings", "Severity", "SolveStatus", "SolverProfile",
+           "TercapError", "__version__", "load", "plan"]

@@ -147,6 +147,71 @@ def generate(
     out.print(f"[green]✓[/] wrote {path} in {time.perf_counter() - started:.1f} s", highlight=False)
 
 
+@app.command("plan")
+def plan_command(
+    path: ScenarioPath,
+    solver: Annotated[str | None, typer.Option("--solver", help="Solver profile name (default, exact, quick, "
+                                               "cpsat, cbc) or path to a TOML file; default: the scenario's.")
+                      ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")
+                       ] = None,
+) -> None:
+    """Assign accounts to reps and write the run folder (plan/assignments.csv, reps.csv, summary.json)."""
+    from tercap.assign import plan as make_plan
+    from tercap.runfolder import run_folder
+
+    scenario = _load(path)
+    _print_problems(scenario.warnings, f"{len(scenario.warnings)} warning(s):", "yellow")
+    started = time.perf_counter()
+    with err.status("planning …") as status:
+        result = make_plan(scenario, solver, progress=lambda message: status.update(f"{message} …"))
+    stats = result.stats
+    if not result.status.has_plan:
+        err.print(f"[bold red]✗ no plan[/] ({stats.status.value}, {stats.solver_status}). Why:", highlight=False)
+        for line in result.diagnosis:
+            err.print(f"  • {line}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if result.violations:
+        err.print("[bold red]✗ the independent check found broken constraints:[/]")
+        for line in result.violations:
+            err.print(f"  • {line}", highlight=False)
+        raise typer.Exit(EXIT_INTERNAL)
+    target = out_dir or Path("runs") / scenario.name
+    with run_folder(target) as folder:
+        folder.csv("plan/assignments.csv", result.assignments)
+        folder.csv("plan/reps.csv", result.reps)
+        folder.json("plan/summary.json", result.summary())
+    _print_plan(result, time.perf_counter() - started, target)
+
+
+def _print_plan(result: object, seconds: float, target: Path) -> None:
+    from tercap.plan import Plan
+
+    assert isinstance(result, Plan)
+    stats, kpis = result.stats, result.kpis
+    gap = "—" if stats.gap is None else f"{stats.gap:.2%}"
+    out.print(f"[green]✓[/] plan [bold]{stats.status.value}[/] in {seconds:.1f} s: objective "
+              f"{stats.objective:,.2f}, bound {stats.bound:,.2f}, gap {gap} "
+              f"({stats.backend}, {stats.profile} profile)", highlight=False)
+    table = _table("Plan", "measure", "value")
+    rows = [("utilisation min – max", f"{kpis['utilisation_min']:.0%} – {kpis['utilisation_max']:.0%}"),
+            ("utilisation CV", f"{kpis['utilisation_cv']:.3f}"),
+            ("potential vs target CV", f"{kpis['potential_share_cv']:.3f}"),
+            ("accounts moved", f"{kpis['accounts_moved']:,} ({kpis['accounts_moved_share']:.0%}; "
+                               f"{kpis['potential_moved_share']:.0%} of potential)"),
+            ("mean travel", f"{kpis['mean_travel_km']:,.0f} km"),
+            ("unassigned accounts", f"{kpis['unassigned_accounts']:,}")]
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+    terms = _table("Objective terms", "term", "value", "weight", "weighted")
+    for name, value in stats.terms.items():
+        weight = stats.weights.get(name, 0.0)
+        terms.add_row(name, f"{value:,.3f}", f"{weight:g}", f"{weight * value:,.3f}")
+    out.print(terms)
+    out.print(f"run folder: {target}", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:

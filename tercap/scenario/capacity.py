@@ -91,6 +91,8 @@ def planned_hires(settings: Settings, accounts: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["rep_id", "name", "lat", "lon", "region", "segment",
                                         "experience_years", "industries", "capacity_hours",
                                         "start_date", "end_date", "ramp_profile"])
+    for column in ("lat", "lon", "experience_years", "capacity_hours"):
+        frame[column] = frame[column].astype(float)
     frame["start_date"] = pd.to_datetime(frame["start_date"]).astype("datetime64[ns]")
     frame["end_date"] = pd.to_datetime(frame["end_date"]).astype("datetime64[ns]")
     return frame

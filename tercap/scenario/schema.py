@@ -126,6 +126,8 @@ class Balance(Section):
     potential_tolerance: float = F(0.10, "Each rep's potential stays within ± this share of the rep's "
                                    "expected share (experience- and quota-weighted).", unit="share", ge=0)
     hard: bool = F(True, "Tolerances are hard constraints (true) or penalised in the objective (false).")
+    experience_weight: float = F(0.2, "How much more potential a seasoned rep carries: a rep's expected "
+                                 "share ∝ capacity × (1 + this × min(experience, 10) / 10).", ge=0)
 
 
 class Eligibility(Section):
@@ -134,8 +136,9 @@ class Eligibility(Section):
     segment_match: bool = F(True, "An account goes only to reps of its segment.")
     max_distance_km: float | None = F(None, "Largest rep-home-to-account distance (none: no limit).",
                                       unit="km", gt=0)
-    nearest_reps: int | None = F(None, "Only the k nearest eligible reps are considered (none: all).",
-                                 ge=1)
+    nearest_reps: int | None = F(10, "Each account considers only its k nearest eligible reps (none: "
+                                 "all); each rep also considers enough of its nearest accounts to fill "
+                                 "its book twice over, so that no rep is left out.", ge=1)
     complex_min_experience: float = F(0.0, "Minimum experience of a rep for an account with a complex "
                                       "buying process.", unit="years", ge=0)
     top_potential_share: float = F(0.0, "Share of accounts, by potential, that count as top accounts.",
@@ -154,14 +157,22 @@ class Continuity(Section):
 
 
 class Weights(Section):
-    """Objective weights; each term is reported separately."""
+    """Objective weights. Every term is a cost ≥ 0 in comparable points, reported separately:
+    travel in km (workload-weighted mean distance), the others in percentage points.
+    """
 
-    travel: float = F(1.0, "Per km of rep-home-to-account distance, weighted by workload.", ge=0)
-    balance: float = F(1.0, "On the spread of utilisation across reps.", ge=0)
-    industry_fit: float = F(1.0, "Reward for a rep who knows the account's industry.", ge=0)
-    experience_fit: float = F(1.0, "Reward for experienced reps on complex or top accounts.", ge=0)
-    continuity: float = F(1.0, "Cost of a moved account, per unit of its potential.", ge=0)
-    unassigned_penalty: float = F(1e6, "Cost of leaving an account without a rep.", ge=0)
+    travel: float = F(0.1, "Per km of workload-weighted mean rep-home-to-account distance (10 km weigh "
+                      "as much as 1% of potential moved).", ge=0)
+    balance: float = F(1.0, "Per point of mean absolute deviation (%) of the reps' workload and "
+                       "potential from their targets.", ge=0)
+    industry_fit: float = F(1.0, "Per % of workload with a rep who does not know the buyers' industry.",
+                            ge=0)
+    experience_fit: float = F(1.0, "Per % of experience shortfall on complex and top accounts "
+                              "(shortfall: 1 − experience / experience_reference_years).", ge=0)
+    continuity: float = F(1.0, "Per % of the owned potential that changes owner.", ge=0)
+    unassigned_penalty: float = F(1e4, "Per account left without a rep.", ge=0)
+    band_violation: float = F(10.0, "Per % by which a rep misses a balance band (when balance.hard is "
+                              "false).", ge=0)
 
 
 def _default_segment_hours() -> dict[str, float]:
@@ -192,6 +203,8 @@ class Assignment(Section):
     continuity: Continuity = F(Continuity, "Limits on moved accounts.")
     weights: Weights = F(Weights, "Objective weights.")
     workload_model: WorkloadModel = F(WorkloadModel, "Derived account workload.")
+    experience_reference_years: float = F(5.0, "Experience at which a rep counts as seasoned for the "
+                                          "experience fit.", unit="years", gt=0)
 
 
 class Territory(Section):
@@ -506,8 +519,9 @@ PAIRS = TableSpec(
         C("rep_id", K.ID, "Rep.", required=True, nullable=False, references=("reps", "rep_id")),
         C("workload_hours", K.FLOAT, "Hours a year this rep would spend on this account.", "h/year",
           minimum=0, default="the account's workload"),
-        C("cost", K.FLOAT, "Cost of giving the account to this rep (replaces the travel term).",
-          default="travel distance"),
+        C("cost", K.FLOAT, "Travel cost of the pair in km-equivalents (e.g. drive minutes × km/min); "
+          "replaces the haversine distance in the travel term and in cost mode.", unit="km",
+          minimum=0, default="haversine distance"),
         C("eligible", K.BOOL, "false forbids the pair; true allows it despite the eligibility rules.",
           default="the eligibility rules"),
     ))

@@ -145,14 +145,15 @@ def _convert_column(series: pd.Series, col: Column, rows: np.ndarray, name: str,
             [tuple(p.strip() for p in cell.split(LIST_SEPARATOR) if p.strip()) for cell in text],
             index=series.index, dtype=object)
 
-    if col.kind is Kind.BOOL:
+    if col.kind is Kind.BOOL:  # nullable: an empty cell stays empty until its default is filled in
         if pd.api.types.is_bool_dtype(series):
-            return series.fillna(False).astype(bool)
+            return series.astype("boolean")
         text = _as_text(series).str.lower()
         is_true = text.isin(TRUE_WORDS).to_numpy(dtype=bool)
         is_false = text.isin(FALSE_WORDS).to_numpy(dtype=bool)
         _report(~blank & ~is_true & ~is_false, series, rows, col, name, log, "true or false")
-        return pd.Series(is_true, index=series.index)
+        return pd.Series(pd.array(np.where(is_true | is_false, is_true, None), dtype="boolean"),
+                         index=series.index)
 
     if col.kind is Kind.DATE:
         if pd.api.types.is_datetime64_any_dtype(series):

@@ -103,7 +103,7 @@ class _Checker:
         self.error("accounts", ~has_lat & has_lon, "lat", "give both lat and lon, or neither")
         self.error("accounts", ~has_lat & ~has_lon & accounts["geo_unit"].isna(), "geo_unit",
                    "an account needs lat and lon, or a geo_unit")
-        self.error("accounts", accounts["locked"] & accounts["current_owner"].isna(), "locked",
+        self.error("accounts", accounts["locked"].fillna(False) & accounts["current_owner"].isna(), "locked",
                    "a locked account needs a current_owner to stay with")
         workload = accounts["workload_hours"]
         derived_hours = self.settings.assignment.workload_model.hours_by_segment
@@ -207,6 +207,9 @@ def _fill_defaults(settings: Settings, tables: Tables) -> Tables:
         accounts["buying_process"].map(model.process_multiplier).astype(float)
     accounts["workload_hours"] = accounts["workload_hours"].fillna(derived)
 
+    accounts["locked"] = accounts["locked"].fillna(False).astype(bool)
+    if "history" in out:
+        out["history"]["won"] = out["history"]["won"].astype(bool)
     if "pipeline" in out:
         owner_of = accounts.set_index("account_id")["current_owner"]
         pipeline = out["pipeline"]
@@ -218,7 +221,7 @@ def _fill_defaults(settings: Settings, tables: Tables) -> Tables:
 
 def _empty_column(kind: Kind, length: int) -> pd.Series:
     if kind is Kind.BOOL:
-        return pd.Series(np.zeros(length, dtype=bool))
+        return pd.Series(pd.array([pd.NA] * length, dtype="boolean"))
     if kind in (Kind.FLOAT,):
         return pd.Series(np.full(length, np.nan))
     if kind is Kind.INT:

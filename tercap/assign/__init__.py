@@ -1,0 +1,135 @@
+"""Accounts → reps: compile, solve, check, and the Plan that results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from tercap.assign.check import check_assignment
+from tercap.assign.compile import CompiledAssignment, compile_assignment
+from tercap.assign.diagnose import diagnose
+from tercap.assign.solve import SolveOutcome, solve_compiled
+from tercap.plan import ASSIGNMENT_COLUMNS, REP_COLUMNS, Plan, SolveStats
+from tercap.profiles import SolverProfile
+from tercap.scenario import Scenario
+
+__all__ = ["compile_assignment", "plan"]
+
+
+def _profile(scenario: Scenario, solver: str | SolverProfile | None) -> SolverProfile:
+    if isinstance(solver, SolverProfile):
+        return solver
+    name = solver or scenario.settings.solver.profile
+    search = (scenario.source.parent / "solvers",) if scenario.source else ()
+    return SolverProfile.named(name, search)
+
+
+def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
+         progress: Callable[[str], None] | None = None) -> Plan:
+    """Assign every account of `scenario` to a rep; `solver` is a profile name, path or object
+    (default: the scenario's `solver.profile`). The plan is checked by an independent checker."""
+    profile = _profile(scenario, solver)
+    say = progress or (lambda _message: None)
+    say("compiling the model")
+    compiled = compile_assignment(scenario)
+    say(f"solving: {compiled.num_pairs:,} eligible pairs, {compiled.model.num_rows:,} constraints "
+        f"({profile.name} profile, {profile.backend})")
+    outcome = solve_compiled(compiled, profile)
+    diagnosis: tuple[str, ...] = ()
+    if not outcome.status.has_plan:
+        say("diagnosing")
+        diagnosis = tuple(diagnose(scenario, compiled))
+    result = build_plan(scenario, compiled, outcome, profile, diagnosis)
+    if result.status.has_plan:
+        say("checking every hard constraint")
+        violations = tuple(check_assignment(scenario, result.assignments[["account_id", "rep_id"]]))
+        if violations:
+            result = Plan(result.scenario, result._assignments, result._reps, result.stats, result.kpis,
+                          violations, diagnosis)
+    return result
+
+
+def build_plan(scenario: Scenario, compiled: CompiledAssignment, outcome: SolveOutcome, profile: SolverProfile,
+               diagnosis: tuple[str, ...] = ()) -> Plan:
+    """The Plan of a solve outcome: tables, KPIs and statistics."""
+    inputs, pairs, model = compiled.inputs, compiled.pairs, compiled.model
+    chosen = outcome.chosen if outcome.chosen is not None else np.full(inputs.num_accounts, -1)
+    has = chosen >= 0
+    rep = np.where(has, pairs.rep[np.maximum(chosen, 0)], -1)
+    owner = inputs.account_owner
+    moved = (owner >= 0) & (rep != owner)
+    workload = np.where(has, pairs.workload[np.maximum(chosen, 0)], inputs.account_workload)
+    distance = np.where(has, pairs.distance_km[np.maximum(chosen, 0)], np.nan)
+    rep_ids = pd.array(np.append(inputs.rep_ids, None)[rep], dtype="string")
+    assignments = pd.DataFrame({
+        "account_id": inputs.account_ids,
+        "rep_id": rep_ids,
+        "previous_rep_id": pd.array(np.append(inputs.rep_ids, None)[owner], dtype="string"),
+        "moved": moved if outcome.chosen is not None else np.zeros(inputs.num_accounts, dtype=bool),
+        "workload_hours": workload,
+        "potential": inputs.account_potential,
+        "distance_km": distance,
+    }, columns=list(ASSIGNMENT_COLUMNS))
+
+    r = inputs.num_reps
+    taken = rep[has]
+    load = np.bincount(taken, workload[has], minlength=r)
+    potential = np.bincount(taken, inputs.account_potential[has], minlength=r)
+    industry = inputs.account_industry[has]
+    matched = (industry >= 0) & inputs.rep_knows[taken, np.maximum(industry, 0)] if inputs.rep_knows.size else \
+        np.zeros(has.sum(), dtype=bool)
+    known_industry = np.bincount(taken, workload[has] * (industry >= 0), minlength=r)
+    total_potential = potential.sum()
+    reps = pd.DataFrame({
+        "rep_id": inputs.rep_ids,
+        "accounts": np.bincount(taken, minlength=r),
+        "workload_hours": load,
+        "capacity_hours": inputs.rep_capacity,
+        "utilisation": np.divide(load, inputs.rep_capacity, out=np.full(r, np.nan), where=inputs.rep_capacity > 0),
+        "potential": potential,
+        "potential_share": potential / total_potential if total_potential > 0 else np.zeros(r),
+        "travel_km": np.bincount(taken, distance[has] * workload[has], minlength=r) / np.maximum(load, 1e-9),
+        "moved_in": np.bincount(rep[moved & has], minlength=r),
+        "moved_out": np.bincount(owner[moved], minlength=r),
+        "industry_match_share": np.divide(np.bincount(taken, workload[has] * matched, minlength=r), known_industry,
+                                          out=np.full(r, np.nan), where=known_industry > 0),
+    }, columns=list(REP_COLUMNS))
+
+    x = compiled.solution_from(chosen) if outcome.chosen is not None else None
+    stats = SolveStats(
+        backend=outcome.backend, profile=profile.name, strategy=outcome.strategy, status=outcome.status,
+        solver_status=outcome.solver_status, objective=outcome.objective,
+        terms=model.term_values(x) if x is not None else {}, weights=dict(model.weights), bound=outcome.bound,
+        gap=outcome.gap, seconds=outcome.seconds, variables=model.num_cols, constraints=model.num_rows,
+        phases=outcome.phases)
+    kpis = _kpis(assignments, reps, inputs.account_owner >= 0, compiled.target_potential)
+    return Plan(scenario.name, assignments, reps, stats, kpis, (), diagnosis)
+
+
+def _kpis(assignments: pd.DataFrame, reps: pd.DataFrame, owned: np.ndarray, target_potential: np.ndarray
+          ) -> dict[str, float]:
+    active = reps[reps["capacity_hours"] > 0]
+    utilisation = active["utilisation"]
+    targeted = target_potential > 0
+    share_ratio = reps["potential"][targeted] / target_potential[targeted]
+    moved = assignments["moved"]
+    owned_potential = assignments.loc[owned, "potential"].sum()
+    placed = assignments["rep_id"].notna()
+    workload = assignments.loc[placed, "workload_hours"]
+    return {
+        "utilisation_max": float(utilisation.max()) if len(active) else float("nan"),
+        "utilisation_min": float(utilisation.min()) if len(active) else float("nan"),
+        "utilisation_cv": float(utilisation.std(ddof=0) / utilisation.mean()) if len(active) else float("nan"),
+        "potential_share_cv": float(share_ratio.std(ddof=0) / share_ratio.mean()) if targeted.any()
+        else float("nan"),
+        "accounts_moved": int(moved.sum()),
+        "accounts_moved_share": float(moved.sum() / max(owned.sum(), 1)),
+        "potential_moved_share": float(assignments.loc[moved, "potential"].sum() / owned_potential)
+        if owned_potential > 0 else 0.0,
+        "mean_travel_km": float(np.average(assignments.loc[placed, "distance_km"], weights=workload))
+        if workload.sum() > 0 else 0.0,
+        "unassigned_accounts": int((~placed).sum()),
+    }
+

@@ -1,0 +1,110 @@
+"""Why an assignment has no plan, in plain words.
+
+Cheap necessary checks first (workload against capacity, accounts no rep may take, locks, bands
+narrower than an account, moves forced beyond the cap), then each constraint family is relaxed in
+turn to name the one that blocks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tercap.assign.compile import FAMILY_TEXT, CompiledAssignment
+from tercap.backends import SolveLimits, get_backend
+from tercap.scenario import Scenario
+from tercap.status import SolveStatus
+
+RELAXABLE = ("workload_balance", "potential_balance", "moved_share", "moved_potential_share", "max_accounts",
+             "capacity")
+RELAX_SECONDS = 20.0
+
+
+def _ids(values: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (", …" if len(values) > limit else "")
+
+
+def necessary_checks(scenario: Scenario, compiled: CompiledAssignment) -> list[str]:
+    """Problems visible without solving anything."""
+    inputs, pairs = compiled.inputs, compiled.pairs
+    findings: list[str] = []
+    has_pair = np.zeros(inputs.num_accounts, dtype=bool)
+    has_pair[pairs.account] = True
+    orphans = np.flatnonzero(~has_pair)
+    if orphans.size:
+        segments = sorted(set(inputs.account_segment[orphans]))
+        findings.append(f"{orphans.size:,} account(s) have no eligible rep ({_ids(inputs.account_ids[orphans])}), "
+                        f"in segment(s) {', '.join(segments)}: no active rep of that segment meets the "
+                        f"experience, distance and pair rules.")
+    active = inputs.rep_capacity > 0
+    for group, name in enumerate(inputs.group_names):
+        work = inputs.account_workload[inputs.account_group == group].sum()
+        capacity = inputs.rep_capacity[active & (inputs.rep_group == group)].sum()
+        label = name if name != "all" else "total"
+        if work > capacity > 0:
+            findings.append(f"{label} workload {work:,.0f} h exceeds {label} capacity {capacity:,.0f} h by "
+                            f"{work / capacity - 1:.1%}.")
+        limits = inputs.rep_max_accounts[active & (inputs.rep_group == group)]
+        accounts = int((inputs.account_group == group).sum())
+        if limits.size and (limits >= 0).all() and limits.sum() < accounts:
+            findings.append(f"{label} has {accounts:,} accounts but its reps may carry at most {limits.sum():,}.")
+
+    locked = np.flatnonzero(inputs.account_locked)
+    if locked.size:
+        owner = inputs.account_owner[locked]
+        locked_work = np.bincount(owner, inputs.account_workload[locked], minlength=inputs.num_reps)
+        upper = np.minimum(inputs.rep_capacity, compiled.workload_band[1]) if compiled.mode == "balanced" and \
+            compiled.hard_balance else inputs.rep_capacity
+        upper = np.where(compiled.target_workload > 0, upper, inputs.rep_capacity)
+        for rep in np.flatnonzero(locked_work > upper + 1e-9):
+            what = "capacity" if upper[rep] >= inputs.rep_capacity[rep] - 1e-9 else "workload band top"
+            findings.append(f"accounts locked to {inputs.rep_ids[rep]} need {locked_work[rep]:,.0f} h, more than "
+                            f"{inputs.rep_ids[rep]}'s {what} of {upper[rep]:,.0f} h.")
+
+    if compiled.mode == "balanced" and compiled.hard_balance:
+        lo, hi = compiled.workload_band
+        for rep in np.flatnonzero(compiled.target_workload > 0):
+            candidates = pairs.workload[pairs.rep == rep]
+            if candidates.size and lo[rep] > 0 and hi[rep] - lo[rep] < candidates.min():
+                findings.append(f"the workload band of {inputs.rep_ids[rep]} ({lo[rep]:,.0f}–{hi[rep]:,.0f} h) is "
+                                f"narrower than the smallest account it could take ({candidates.min():,.0f} h).")
+            if candidates.sum() < lo[rep]:
+                findings.append(f"{inputs.rep_ids[rep]} needs at least {lo[rep]:,.0f} h of work but its eligible "
+                                f"accounts hold only {candidates.sum():,.0f} h.")
+
+    count_cap, _ = compiled.moved_cap
+    if count_cap is not None:
+        owned = inputs.account_owner >= 0
+        forced = owned & (compiled.owner_pair < 0)
+        if forced.sum() > count_cap:
+            findings.append(f"{int(forced.sum()):,} accounts must change owner (their owner has no capacity in "
+                            f"the period) but the moved-share cap allows {count_cap:,.0f}.")
+    return findings
+
+
+def relaxation_findings(compiled: CompiledAssignment) -> list[str]:
+    """Relax each constraint family alone; name those whose removal makes the model feasible."""
+    model = compiled.model
+    highs = get_backend("highs")
+    limits = SolveLimits(time_limit=RELAX_SECONDS)
+    full = highs.solve(model.relaxed(), limits)
+    integer_only = full.status is not SolveStatus.INFEASIBLE  # the LP is fine: integrality blocks
+    findings = []
+    present = set(model.row_family)
+    for family in RELAXABLE:
+        if family not in present:
+            continue
+        relaxed = model.without_families({family})
+        result = highs.solve(relaxed if integer_only else relaxed.relaxed(), limits)
+        if result.status.has_plan:
+            findings.append(f"relaxing the {FAMILY_TEXT[family]} alone makes a plan possible: it is the "
+                            "constraint that blocks.")
+    if not findings:
+        findings.append("no single constraint family is to blame: several block together (try loosening the "
+                        "balance tolerances and the moved-share cap together).")
+    return findings
+
+
+def diagnose(scenario: Scenario, compiled: CompiledAssignment) -> list[str]:
+    """Plain sentences saying why no plan meets the hard constraints."""
+    return necessary_checks(scenario, compiled) + relaxation_findings(compiled)

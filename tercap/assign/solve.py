@@ -1,0 +1,209 @@
+"""Solve a compiled assignment with a profile's strategy; the LP bound certifies every answer.
+
+- decompose: LP relaxation → fix the accounts it assigns whole → residual MIP on the rest (widened
+  when it cannot be completed; rounded and repaired when even that fails) → local search.
+- mip: decompose for a warm start, then the whole model to the backend for the proof.
+- greedy: regret-greedy construction → local search → exact repair around broken reps (decompose
+  when that fails).
+- auto: mip up to the profile's mip_max_pairs eligible pairs, decompose above.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tercap.assign.compile import CompiledAssignment
+from tercap.assign.search import LocalSearch, regret_greedy
+from tercap.backends import Backend, BackendResult, SolveLimits, get_backend, relative_gap
+from tercap.model import LinearModel
+from tercap.profiles import SolverProfile
+from tercap.status import SolveStatus
+
+INTEGRAL = 1 - 1e-6
+LOCAL_SEARCH_SHARE = 0.25  # of the time left, at most, for polishing
+
+
+@dataclass(frozen=True, eq=False)
+class SolveOutcome:
+    """What solving found: the plan as chosen pairs, and what is proven about it."""
+
+    chosen: np.ndarray | None  # per account, chosen pair index or -1 (None: no plan)
+    status: SolveStatus
+    objective: float | None
+    bound: float | None
+    seconds: float
+    backend: str
+    strategy: str
+    solver_status: str
+    phases: tuple[tuple[str, float, str], ...] = field(default=())  # (phase, seconds, note)
+
+    @property
+    def gap(self) -> float | None:
+        return relative_gap(self.objective, self.bound)
+
+
+class _Clock:
+    def __init__(self, limit: float) -> None:
+        self.began = time.perf_counter()
+        self.deadline = self.began + limit
+        self.phases: list[tuple[str, float, str]] = []
+        self._mark = self.began
+
+    def left(self) -> float:
+        return max(self.deadline - time.perf_counter(), 0.0)
+
+    def phase(self, name: str, note: str = "") -> None:
+        now = time.perf_counter()
+        self.phases.append((name, now - self._mark, note))
+        self._mark = now
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
+
+
+def _limits(profile: SolverProfile, seconds: float) -> SolveLimits:
+    return SolveLimits(time_limit=max(seconds, 0.5), mip_gap=profile.mip_gap, threads=profile.threads,
+                       seed=profile.seed)
+
+
+def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> SolveOutcome:
+    """Run the profile's strategy on `compiled` and return the best plan with its bound and gap."""
+    clock = _Clock(profile.time_limit)
+    strategy = profile.strategy
+    if strategy == "auto":
+        strategy = "mip" if compiled.num_pairs <= profile.mip_max_pairs else "decompose"
+    solver_status, timed_out = "", False
+    model = compiled.model
+    highs = get_backend("highs")
+    lp = highs.solve(model.relaxed(), _limits(profile, clock.left()))
+    clock.phase("lp relaxation", lp.solver_status)
+    if lp.status is SolveStatus.INFEASIBLE:
+        return SolveOutcome(None, SolveStatus.INFEASIBLE, None, None, clock.elapsed(), "highs", strategy,
+                            lp.solver_status, tuple(clock.phases))
+    lp_bound = lp.objective if lp.status is SolveStatus.OPTIMAL else None
+    if lp.x is None:
+        return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, None, clock.elapsed(), "highs", strategy,
+                            lp.solver_status, tuple(clock.phases))
+
+    search = LocalSearch(compiled)
+    backend = get_backend(profile.backend)
+    chosen: np.ndarray | None = None
+    if strategy == "greedy":
+        chosen = regret_greedy(compiled)
+        clock.phase("greedy construction")
+        chosen, solver_status, timed_out = _repair(compiled, chosen, backend, profile, clock)
+    if chosen is None:  # decompose, the warm start of mip, and the fallback of greedy
+        chosen, solver_status, timed_out = _decompose(compiled, lp, backend, profile, clock)
+    if strategy == "mip" and clock.left() > 0:
+        warm = compiled.solution_from(chosen) if chosen is not None else None
+        result = backend.solve(model, _limits(profile, clock.left()), warm_start=warm)
+        clock.phase(f"{backend.name} mip", result.solver_status)
+        solver_status = result.solver_status
+        if result.status is SolveStatus.INFEASIBLE:
+            return SolveOutcome(None, SolveStatus.INFEASIBLE, None, lp_bound, clock.elapsed(), backend.name,
+                                strategy, solver_status, tuple(clock.phases))
+        timed_out = result.status is SolveStatus.TIME_LIMIT
+        if result.x is not None and (chosen is None or result.objective <= model.objective(warm) + 1e-9):
+            chosen = compiled.choice_from(result.x)
+        if result.bound is not None:
+            lp_bound = result.bound if lp_bound is None else max(lp_bound, result.bound)
+
+    if chosen is None:
+        return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
+                            strategy, solver_status, tuple(clock.phases))
+    if profile.local_search and clock.left() > 0:
+        chosen = search.improve(chosen, time.perf_counter() + max(LOCAL_SEARCH_SHARE * clock.left(), 0.2))
+        clock.phase("local search")
+    feasible = search.penalty(chosen) == 0 and not model.violations(compiled.solution_from(chosen))
+    if not feasible:
+        return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
+                            strategy, solver_status, tuple(clock.phases))
+    objective = model.objective(compiled.solution_from(chosen))
+    gap = relative_gap(objective, lp_bound)
+    if gap is not None and gap <= profile.mip_gap + 1e-12:
+        status = SolveStatus.OPTIMAL
+    elif timed_out or clock.left() <= 0:
+        status = SolveStatus.TIME_LIMIT
+    else:
+        status = SolveStatus.FEASIBLE
+    return SolveOutcome(chosen, status, objective, lp_bound, clock.elapsed(), backend.name, strategy,
+                        solver_status, tuple(clock.phases))
+
+
+def _fixed_except(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray) -> LinearModel:
+    """The model with every account outside `free` fixed to its choice in `base`."""
+    model, pairs = compiled.model, compiled.pairs
+    num_pairs = compiled.num_pairs
+    lower, upper = model.col_lower.copy(), model.col_upper.copy()
+    fixed_pair = ~free[pairs.account]
+    lower[:num_pairs][fixed_pair] = 0.0
+    upper[:num_pairs][fixed_pair] = 0.0
+    kept = base[~free]
+    lower[kept[kept >= 0]] = upper[kept[kept >= 0]] = 1.0
+    unassigned = num_pairs + np.flatnonzero(~free)
+    lower[unassigned] = upper[unassigned] = (base[~free] < 0).astype(float)
+    return model.with_bounds(lower, upper)
+
+
+def _complete_by_mip(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray, backend: Backend,
+                     profile: SolverProfile, clock: _Clock, label: str) -> tuple[np.ndarray | None, str, bool]:
+    """Keep `base` outside `free` and solve the rest exactly; when that part cannot be completed,
+    widen it to every account of the reps the free accounts could go to (then to everything)."""
+    pairs = compiled.pairs
+    status_word = ""
+    for attempt in range(3):
+        if clock.left() <= 0:
+            return None, status_word, True
+        result = backend.solve(_fixed_except(compiled, base, free), _limits(profile, clock.left() * 0.7))
+        status_word = result.solver_status
+        clock.phase(f"{label} {attempt + 1}", f"{int(free.sum())} free accounts: {status_word}")
+        if result.x is not None:
+            return compiled.choice_from(result.x), status_word, result.status is SolveStatus.TIME_LIMIT
+        reps_involved = np.unique(pairs.rep[free[pairs.account]])
+        current_rep = np.where(base >= 0, pairs.rep[np.maximum(base, 0)], -1)
+        free = free | np.isin(current_rep, reps_involved) if attempt == 0 else np.ones_like(free)
+    return None, status_word, clock.left() <= 0
+
+
+def _decompose(compiled: CompiledAssignment, lp: BackendResult, backend: Backend, profile: SolverProfile,
+               clock: _Clock) -> tuple[np.ndarray | None, str, bool]:
+    """Fix what the LP assigns whole, solve the rest as a MIP; round and repair if that fails."""
+    pairs = compiled.pairs
+    num_pairs, num_accounts = compiled.num_pairs, compiled.inputs.num_accounts
+    x_lp = lp.x
+    assert x_lp is not None
+    whole_pair = np.flatnonzero(x_lp[:num_pairs] >= INTEGRAL)
+    lp_choice = np.full(num_accounts, -1, dtype=np.int64)
+    lp_choice[pairs.account[whole_pair]] = whole_pair
+    whole = np.zeros(num_accounts, dtype=bool)
+    whole[pairs.account[whole_pair]] = True
+    whole |= x_lp[num_pairs: num_pairs + num_accounts] >= INTEGRAL
+    chosen, word, timed_out = _complete_by_mip(compiled, lp_choice, ~whole, backend, profile, clock,
+                                               "residual mip")
+    if chosen is not None:
+        return chosen, word, timed_out
+    order = np.lexsort((-x_lp[:num_pairs], pairs.account))  # round: each account's largest LP share
+    first = np.r_[True, pairs.account[order][1:] != pairs.account[order][:-1]]
+    rounded = np.full(num_accounts, -1, dtype=np.int64)
+    rounded[pairs.account[order][first]] = order[first]
+    return _repair(compiled, rounded, backend, profile, clock)
+
+
+def _repair(compiled: CompiledAssignment, chosen: np.ndarray, backend: Backend, profile: SolverProfile,
+            clock: _Clock) -> tuple[np.ndarray | None, str, bool]:
+    """Local search, then an exact re-solve of the accounts around any rep still out of bounds."""
+    search = LocalSearch(compiled)
+    chosen = search.improve(chosen, time.perf_counter() + LOCAL_SEARCH_SHARE * clock.left())
+    clock.phase("local search")
+    if search.penalty(chosen) == 0:
+        return chosen, "", clock.left() <= 0
+    broken = search.broken_reps(chosen)
+    pairs = compiled.pairs
+    free = np.zeros(compiled.inputs.num_accounts, dtype=bool)
+    free[pairs.account[np.isin(pairs.rep, broken)]] = True
+    if search.moves_over_cap(chosen):
+        free |= (compiled.owner_pair >= 0) & (chosen != compiled.owner_pair)
+    return _complete_by_mip(compiled, chosen, free, backend, profile, clock, "repair mip")
