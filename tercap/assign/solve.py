@@ -106,8 +106,10 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
             return SolveOutcome(None, SolveStatus.INFEASIBLE, None, lp_bound, clock.elapsed(), backend.name,
                                 strategy, solver_status, tuple(clock.phases))
         timed_out = result.status is SolveStatus.TIME_LIMIT
-        if result.x is not None and (chosen is None or result.objective <= model.objective(warm) + 1e-9):
-            chosen = compiled.choice_from(result.x)
+        if result.x is not None:
+            candidate = compiled.choice_from(result.x)
+            if chosen is None or model.objective(compiled.solution_from(candidate)) <= model.objective(warm) + 1e-9:
+                chosen = candidate
         if result.bound is not None:
             lp_bound = result.bound if lp_bound is None else max(lp_bound, result.bound)
 
