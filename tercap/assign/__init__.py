@@ -15,7 +15,7 @@ from tercap.plan import ASSIGNMENT_COLUMNS, REP_COLUMNS, Plan, SolveStats
 from tercap.profiles import SolverProfile
 from tercap.scenario import Scenario
 
-__all__ = ["compile_assignment", "plan"]
+__all__ = ["build_plan", "compile_assignment", "plan"]
 
 
 def _profile(scenario: Scenario, solver: str | SolverProfile | None) -> SolverProfile:

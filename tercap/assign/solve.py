@@ -124,6 +124,8 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
                             strategy, solver_status, tuple(clock.phases))
     objective = model.objective(compiled.solution_from(chosen))
+    if lp_bound is not None:  # a plan's objective caps the optimum: a bound above it is rounding
+        lp_bound = min(lp_bound, objective)
     gap = relative_gap(objective, lp_bound)
     if gap is not None and gap <= profile.mip_gap + 1e-12:
         status = SolveStatus.OPTIMAL

@@ -10,6 +10,7 @@ import importlib.util
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,9 @@ class CbcBackend:
         import pulp
 
         problem = pulp.LpProblem("tercap", pulp.LpMinimize)
-        columns = [pulp.LpVariable(f"x{j}", lowBound=float(lo) if np.isfinite(lo) else None,
-                                   upBound=float(hi) if np.isfinite(hi) else None,
-                                   cat=pulp.LpInteger if integral else pulp.LpContinuous)
+        columns = [problem.add_variable(f"x{j}", lowBound=float(lo) if np.isfinite(lo) else None,
+                                        upBound=float(hi) if np.isfinite(hi) else None,
+                                        cat=pulp.LpInteger if integral else pulp.LpContinuous)
                    for j, (lo, hi, integral) in enumerate(zip(model.col_lower, model.col_upper, model.integral,
                                                               strict=True))]
         nonzero = np.flatnonzero(model.cost)
@@ -68,9 +69,12 @@ class CbcBackend:
                 column.setInitialValue(float(value))
         with tempfile.TemporaryDirectory() as folder:
             log_path = Path(folder) / "cbc.log"
-            command = pulp.PULP_CBC_CMD(msg=False, timeLimit=float(limits.time_limit), gapRel=float(limits.mip_gap),
-                                        threads=int(limits.threads), warmStart=warm_start is not None,
-                                        logPath=str(log_path), options=[f"randomCbcSeed {int(limits.seed) + 1}"])
+            with warnings.catch_warnings():  # PuLP 3 deprecates the CBC binary it bundles; PuLP 4 drops it
+                warnings.simplefilter("ignore", DeprecationWarning)
+                command = pulp.PULP_CBC_CMD(msg=False, timeLimit=float(limits.time_limit), gapRel=float(limits.mip_gap),
+                                            threads=int(limits.threads), warmStart=warm_start is not None,
+                                            logPath=str(log_path),
+                                            options=[f"randomCbcSeed {int(limits.seed) + 1}"])
             began = time.perf_counter()
             problem.solve(command)
             seconds = time.perf_counter() - began
