@@ -45,6 +45,10 @@ class SolveOutcome:
         return relative_gap(self.objective, self.bound)
 
 
+class ProvenInfeasible(Exception):
+    """The whole model was handed to the solver and it proved that no plan exists."""
+
+
 class _Clock:
     def __init__(self, limit: float) -> None:
         self.began = time.perf_counter()
@@ -91,12 +95,16 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     search = LocalSearch(compiled)
     backend = get_backend(profile.backend)
     chosen: np.ndarray | None = None
-    if strategy == "greedy":
-        chosen = regret_greedy(compiled)
-        clock.phase("greedy construction")
-        chosen, solver_status, timed_out = _repair(compiled, chosen, backend, profile, clock)
-    if chosen is None:  # decompose, the warm start of mip, and the fallback of greedy
-        chosen, solver_status, timed_out = _decompose(compiled, lp, backend, profile, clock)
+    try:
+        if strategy == "greedy":
+            chosen = regret_greedy(compiled)
+            clock.phase("greedy construction")
+            chosen, solver_status, timed_out = _repair(compiled, chosen, backend, profile, clock)
+        if chosen is None:  # decompose, the warm start of mip, and the fallback of greedy
+            chosen, solver_status, timed_out = _decompose(compiled, lp, backend, profile, clock)
+    except ProvenInfeasible as proof:
+        return SolveOutcome(None, SolveStatus.INFEASIBLE, None, None, clock.elapsed(), backend.name, strategy,
+                            str(proof), tuple(clock.phases))
     if strategy == "mip" and clock.left() > 0:
         warm = compiled.solution_from(chosen) if chosen is not None else None
         result = backend.solve(model, _limits(profile, clock.left()), warm_start=warm)
@@ -166,6 +174,8 @@ def _complete_by_mip(compiled: CompiledAssignment, base: np.ndarray, free: np.nd
         clock.phase(f"{label} {attempt + 1}", f"{int(free.sum())} free accounts: {status_word}")
         if result.x is not None:
             return compiled.choice_from(result.x), status_word, result.status is SolveStatus.TIME_LIMIT
+        if free.all() and result.status is SolveStatus.INFEASIBLE:
+            raise ProvenInfeasible(status_word)
         reps_involved = np.unique(pairs.rep[free[pairs.account]])
         current_rep = np.where(base >= 0, pairs.rep[np.maximum(base, 0)], -1)
         free = free | np.isin(current_rep, reps_involved) if attempt == 0 else np.ones_like(free)
