@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tercap validate $(DEFAULT_SCENARIO)
 	$(BIN)/tercap info $(DEFAULT_SCENARIO)
+	$(BIN)/tercap plan $(DEFAULT_SCENARIO)
 
 lint: $(STAMP)
 	$(BIN)/ruff check tercap tests benchmarks
