@@ -65,6 +65,21 @@ class LinearModel:
     def with_bounds(self, col_lower: np.ndarray, col_upper: np.ndarray) -> LinearModel:
         return replace(self, col_lower=col_lower, col_upper=col_upper)
 
+    def restricted(self, free: np.ndarray, values: np.ndarray) -> LinearModel:
+        """The model over the `free` columns only, the others held at `values` (their contribution
+        moves into the row bounds and the objective's constant). Rows left without a free column
+        are dropped."""
+        fixed = ~free
+        held = np.where(fixed, values, 0.0)
+        contribution = self.matrix @ held
+        sub = self.matrix[:, np.flatnonzero(free)].tocsr()
+        keep = np.diff(sub.indptr) > 0
+        return LinearModel(cost=self.cost[free], matrix=sub[keep], row_lower=(self.row_lower - contribution)[keep],
+                           row_upper=(self.row_upper - contribution)[keep], col_lower=self.col_lower[free],
+                           col_upper=self.col_upper[free], integral=self.integral[free],
+                           offset=self.offset + float(self.cost @ held), row_family=self.row_family[keep],
+                           row_owner=self.row_owner[keep])
+
     def violations(self, x: np.ndarray, tolerance: float = 1e-6) -> list[tuple[str, int, float]]:
         """Rows and bounds that `x` breaks: (family, owner, amount), largest first."""
         activity = self.matrix @ x

@@ -34,6 +34,7 @@ class SolveStats:
     variables: int
     constraints: int
     phases: tuple[tuple[str, float, str], ...] = ()
+    widening: int = 0  # times the k-nearest neighbourhoods were doubled to find a plan
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +77,7 @@ class Plan:
             "status": s.status.value, "solver_status": s.solver_status, "objective": s.objective,
             "objective_terms": s.terms, "objective_weights": s.weights, "bound": s.bound, "gap": s.gap,
             "seconds": round(s.seconds, 3), "variables": s.variables, "constraints": s.constraints,
+            "neighbourhood_widening": s.widening,
             "kpis": self.kpis, "violations": list(self.violations), "diagnosis": list(self.diagnosis),
             "phases": [{"phase": name, "seconds": round(sec, 3), "note": note} for name, sec, note in s.phases],
         }

@@ -20,7 +20,9 @@ class SolverProfile:
     Strategies: `mip` hands the whole model to the backend; `decompose` solves the LP relaxation,
     fixes the accounts it assigns whole, solves the small residual MIP and polishes by local search;
     `greedy` builds a regret-greedy plan and polishes it; `auto` picks `mip` for models up to
-    `mip_max_pairs` eligible pairs and `decompose` above. Every strategy reports the LP bound.
+    `mip_max_pairs` eligible pairs and `decompose` above. After decompose and greedy, up to
+    `lns_rounds` neighbourhoods of `lns_reps` nearby reps are re-solved exactly. Every strategy
+    reports the LP bound.
     """
 
     name: str = "default"
@@ -32,6 +34,8 @@ class SolverProfile:
     seed: int = 0
     mip_max_pairs: int = 20_000
     local_search: bool = True
+    lns_rounds: int = 40  # neighbourhood re-solves after decompose/greedy (0: none)
+    lns_reps: int = 6  # reps whose accounts each neighbourhood frees
 
     @classmethod
     def from_file(cls, path: str | Path) -> SolverProfile:

@@ -10,10 +10,12 @@ import pandas as pd
 from tercap.assign.check import check_assignment
 from tercap.assign.compile import CompiledAssignment, compile_assignment
 from tercap.assign.diagnose import diagnose
+from tercap.assign.eligibility import nearness
 from tercap.assign.solve import SolveOutcome, solve_compiled
 from tercap.plan import ASSIGNMENT_COLUMNS, REP_COLUMNS, Plan, SolveStats
 from tercap.profiles import SolverProfile
 from tercap.scenario import Scenario
+from tercap.status import SolveStatus
 
 __all__ = ["build_plan", "compile_assignment", "plan"]
 
@@ -34,9 +36,15 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
     say = progress or (lambda _message: None)
     say("compiling the model")
     compiled = compile_assignment(scenario)
-    say(f"solving: {compiled.num_pairs:,} eligible pairs, {compiled.model.num_rows:,} constraints "
-        f"({profile.name} profile, {profile.backend})")
-    outcome = solve_compiled(compiled, profile)
+    while True:
+        say(f"solving: {compiled.num_pairs:,} eligible pairs, {compiled.model.num_rows:,} constraints "
+            f"({profile.name} profile, {profile.backend})")
+        outcome = solve_compiled(compiled, profile)
+        nearest, _ = nearness(scenario.settings.assignment.eligibility, compiled.widening)
+        if outcome.status is not SolveStatus.INFEASIBLE or nearest is None:
+            break
+        say(f"no plan among the {nearest} nearest reps: widening the neighbourhoods")
+        compiled = compile_assignment(scenario, compiled.widening + 1)
     diagnosis: tuple[str, ...] = ()
     if not outcome.status.has_plan:
         say("diagnosing")
@@ -44,7 +52,8 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
     result = build_plan(scenario, compiled, outcome, profile, diagnosis)
     if result.status.has_plan:
         say("checking every hard constraint")
-        violations = tuple(check_assignment(scenario, result.assignments[["account_id", "rep_id"]]))
+        violations = tuple(check_assignment(scenario, result.assignments[["account_id", "rep_id"]],
+                                            compiled.widening))
         if violations:
             result = Plan(result.scenario, result._assignments, result._reps, result.stats, result.kpis,
                           violations, diagnosis)
@@ -103,7 +112,7 @@ def build_plan(scenario: Scenario, compiled: CompiledAssignment, outcome: SolveO
         solver_status=outcome.solver_status, objective=outcome.objective,
         terms=model.term_values(x) if x is not None else {}, weights=dict(model.weights), bound=outcome.bound,
         gap=outcome.gap, seconds=outcome.seconds, variables=model.num_cols, constraints=model.num_rows,
-        phases=outcome.phases)
+        phases=outcome.phases, widening=compiled.widening)
     kpis = _kpis(assignments, reps, inputs.account_owner >= 0, compiled.target_potential) if outcome.chosen \
         is not None else {}
     return Plan(scenario.name, assignments, reps, stats, kpis, (), diagnosis)

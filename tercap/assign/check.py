@@ -14,6 +14,7 @@ from tercap.scenario import Scenario
 from tercap.scenario.capacity import period_capacity_hours
 
 TOLERANCE = 1e-6
+WIDEST = 3  # beyond this many doublings the engine drops the k-nearest rule
 CHUNK = 2_000
 EARTH_KM = 6371.0088
 
@@ -24,8 +25,9 @@ def _km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) 
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
-def check_assignment(scenario: Scenario, assignments: pd.DataFrame) -> list[str]:
-    """Every hard constraint that `assignments` (account_id, rep_id) breaks, in words."""
+def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: int = 0) -> list[str]:
+    """Every hard constraint that `assignments` (account_id, rep_id) breaks, in words; `widening` is
+    how often the engine doubled the k-nearest neighbourhoods (k × 2^w reps, fill × 2^w accounts)."""
     settings = scenario.settings
     rules = settings.assignment.eligibility
     share = settings.period.months / 12
@@ -108,8 +110,9 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame) -> list[str]
         for account in assigned.index[far][:10]:
             problems.append(f"eligibility: {account} is {distance[assigned.index.get_loc(account)]:,.0f} km from "
                             f"{assigned.at[account, 'rep']} (limit {rules.max_distance_km:g} km)")
-    if rules.nearest_reps is not None:
-        problems += _check_nearness(frame, team, assigned, rule_checked, need, distance, rules)
+    if rules.nearest_reps is not None and widening <= WIDEST:
+        problems += _check_nearness(frame, team, assigned, rule_checked, need, distance, rules,
+                                    rules.nearest_reps * 2**widening, 2.0 * 2**widening)
 
     workload = assigned["workload_hours"].to_numpy() * share
     overrides = np.array([hours_override.get(k, np.nan) for k in keys]) * share
@@ -131,9 +134,8 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame) -> list[str]
 
 
 def _check_nearness(frame: pd.DataFrame, team: pd.DataFrame, assigned: pd.DataFrame, checked: np.ndarray,
-                    need: np.ndarray, distance: np.ndarray, rules: object) -> list[str]:
+                    need: np.ndarray, distance: np.ndarray, rules: object, k: int, fill_factor: float) -> list[str]:
     """The rep is among the account's k nearest eligible reps, or the account among the rep's nearest."""
-    k = rules.nearest_reps  # type: ignore[attr-defined]
     problems = []
     active = team[team["capacity"] > 0]
     segment_match = rules.segment_match  # type: ignore[attr-defined]
@@ -152,7 +154,7 @@ def _check_nearness(frame: pd.DataFrame, team: pd.DataFrame, assigned: pd.DataFr
         rep = assigned.at[account, "rep"]
         same_class = frame if not segment_match else frame[frame["segment"] == assigned.at[account, "segment"]]
         same_class = same_class[same_class["need"] == need[position]]
-        fill = int(min(len(same_class), np.ceil(2.0 * len(same_class) / len(pool))))
+        fill = int(min(len(same_class), np.ceil(fill_factor * len(same_class) / len(pool))))
         from_rep = _km(np.full(len(same_class), team.at[rep, "lat"]), np.full(len(same_class), team.at[rep, "lon"]),
                        same_class["lat"].to_numpy(), same_class["lon"].to_numpy())
         if int((from_rep < distance[position] - 1e-9).sum()) >= fill:

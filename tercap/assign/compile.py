@@ -7,7 +7,7 @@ has a family name so that diagnosis and the checker can name what binds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class CompiledAssignment:
     hard_balance: bool
     moved_cap: tuple[float | None, float | None]  # (count, potential) most that may move
     pair_start: np.ndarray  # pairs of account a are pair_start[a]:pair_start[a + 1]
+    widening: int = 0  # how often the k-nearest neighbourhoods were doubled
 
     @property
     def num_pairs(self) -> int:
@@ -92,14 +93,17 @@ class CompiledAssignment:
         return x
 
 
-def compile_assignment(scenario: Scenario) -> CompiledAssignment:
-    """Compile `scenario` (mode balanced or cost) into a LinearModel."""
+def compile_assignment(scenario: Scenario, widening: int = 0) -> CompiledAssignment:
+    """Compile `scenario` (mode balanced or cost) into a LinearModel; `widening` enlarges the
+    k-nearest neighbourhoods (see eligibility.nearness)."""
     settings = scenario.settings.assignment
     inputs = read_inputs(scenario)
-    pairs = eligible_pairs(inputs, settings.eligibility, scenario.pairs)
+    pairs = eligible_pairs(inputs, settings.eligibility, scenario.pairs, widening)
     if settings.mode == "cost":
-        return _compile_cost(inputs, pairs, settings.weights.unassigned_penalty)
-    return _compile_balanced(scenario, inputs, pairs)
+        compiled = _compile_cost(inputs, pairs, settings.weights.unassigned_penalty)
+    else:
+        compiled = _compile_balanced(scenario, inputs, pairs)
+    return replace(compiled, widening=widening)
 
 
 def _pair_start(pairs: Pairs, num_accounts: int) -> np.ndarray:

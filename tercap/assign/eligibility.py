@@ -12,6 +12,14 @@ from tercap.assign.inputs import AssignmentInputs, haversine_km, unit_vectors
 from tercap.scenario.schema import Eligibility
 
 REVERSE_FILL = 2.0  # each rep sees enough of its nearest accounts to fill its fair share this many times
+MAX_WIDENING = 3  # widening w multiplies k and the fill by 2**w; one more step drops nearness altogether
+
+
+def nearness(rules: Eligibility, widening: int) -> tuple[int | None, float]:
+    """(k nearest reps per account or None for all, reverse fill factor) after `widening` steps."""
+    if rules.nearest_reps is None or widening > MAX_WIDENING:
+        return None, REVERSE_FILL
+    return rules.nearest_reps * 2**widening, REVERSE_FILL * 2**widening
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,7 +51,7 @@ def _nearest(points: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(index).reshape(len(targets), k)
 
 
-def _rule_pairs(inputs: AssignmentInputs, rules: Eligibility) -> tuple[np.ndarray, np.ndarray]:
+def _rule_pairs(inputs: AssignmentInputs, rules: Eligibility, widening: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs allowed by segment, experience and nearness, as (account, rep) arrays."""
     required = required_experience(inputs, rules)
     active = inputs.rep_capacity > 0
@@ -58,7 +66,7 @@ def _rule_pairs(inputs: AssignmentInputs, rules: Eligibility) -> tuple[np.ndarra
             reps = np.flatnonzero(active & (inputs.rep_group == group) & (inputs.rep_experience >= need))
             if reps.size == 0:
                 continue
-            k = rules.nearest_reps
+            k, fill_factor = nearness(rules, widening)
             if k is None or reps.size <= k:  # every rep of the class
                 found_accounts.append(np.repeat(accounts, reps.size))
                 found_reps.append(np.tile(reps, accounts.size))
@@ -66,7 +74,7 @@ def _rule_pairs(inputs: AssignmentInputs, rules: Eligibility) -> tuple[np.ndarra
             near = _nearest(rep_xyz[reps], account_xyz[accounts], k)
             found_accounts.append(np.repeat(accounts, k))
             found_reps.append(reps[near.ravel()])
-            fill = int(min(accounts.size, np.ceil(REVERSE_FILL * accounts.size / reps.size)))
+            fill = int(min(accounts.size, np.ceil(fill_factor * accounts.size / reps.size)))
             near_accounts = _nearest(account_xyz[accounts], rep_xyz[reps], fill)
             found_accounts.append(accounts[near_accounts.ravel()])
             found_reps.append(np.repeat(reps, fill))
@@ -88,15 +96,17 @@ def _eligible_flags(pairs_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             eligible.eq(False).fillna(False).to_numpy(dtype=bool))
 
 
-def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd.DataFrame | None) -> Pairs:
+def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd.DataFrame | None,
+                   widening: int = 0) -> Pairs:
     """Every pair that may be chosen.
 
-    Rules (segment, experience, k nearest both ways, distance limit), plus each account's current
+    Rules (segment, experience, k nearest both ways, widened `widening` times, distance limit), plus each
+    account's current
     owner (while the owner has capacity in the period), plus the pairs table's `eligible=true` rows,
     minus its `eligible=false` rows; a locked account keeps only its owner.
     """
     num_reps = inputs.num_reps
-    account, rep = _rule_pairs(inputs, rules)
+    account, rep = _rule_pairs(inputs, rules, widening)
     if rules.max_distance_km is not None:
         near = haversine_km(inputs.account_lat[account], inputs.account_lon[account], inputs.rep_lat[rep],
                             inputs.rep_lon[rep]) <= rules.max_distance_km

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tercap.assign.compile import CompiledAssignment
+from tercap.assign.inputs import unit_vectors
 from tercap.assign.search import LocalSearch, regret_greedy
 from tercap.backends import Backend, BackendResult, SolveLimits, get_backend, relative_gap
-from tercap.model import LinearModel
 from tercap.profiles import SolverProfile
 from tercap.status import SolveStatus
 
@@ -124,6 +124,8 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     if chosen is None:
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
                             strategy, solver_status, tuple(clock.phases))
+    if profile.lns_rounds and strategy != "mip" and search.penalty(chosen) == 0:
+        chosen = _polish(compiled, chosen, lp_bound, backend, profile, clock)
     if profile.local_search and clock.left() > 0:
         chosen = search.improve(chosen, time.perf_counter() + max(LOCAL_SEARCH_SHARE * clock.left(), 0.2))
         clock.phase("local search")
@@ -145,19 +147,24 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
                         solver_status, tuple(clock.phases))
 
 
-def _fixed_except(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray) -> LinearModel:
-    """The model with every account outside `free` fixed to its choice in `base`."""
-    model, pairs = compiled.model, compiled.pairs
-    num_pairs = compiled.num_pairs
-    lower, upper = model.col_lower.copy(), model.col_upper.copy()
-    fixed_pair = ~free[pairs.account]
-    lower[:num_pairs][fixed_pair] = 0.0
-    upper[:num_pairs][fixed_pair] = 0.0
-    kept = base[~free]
-    lower[kept[kept >= 0]] = upper[kept[kept >= 0]] = 1.0
-    unassigned = num_pairs + np.flatnonzero(~free)
-    lower[unassigned] = upper[unassigned] = (base[~free] < 0).astype(float)
-    return model.with_bounds(lower, upper)
+def _solve_part(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray, backend: Backend,
+                limits: SolveLimits) -> tuple[np.ndarray | None, BackendResult]:
+    """Re-solve the accounts in `free` exactly, every other account held at its choice in `base`.
+
+    Only the free part goes to the solver: the held columns move into the row bounds."""
+    pairs, model = compiled.pairs, compiled.model
+    num_pairs, num_accounts = compiled.num_pairs, compiled.inputs.num_accounts
+    free_cols = np.ones(model.num_cols, dtype=bool)
+    free_cols[:num_pairs] = free[pairs.account]
+    free_cols[num_pairs: num_pairs + num_accounts] = free
+    values = compiled.solution_from(np.where(free, -1, base))
+    values[num_pairs + np.flatnonzero(free)] = 0.0
+    result = backend.solve(model.restricted(free_cols, values), limits)
+    if result.x is None:
+        return None, result
+    full = values.copy()
+    full[free_cols] = result.x
+    return compiled.choice_from(full), result
 
 
 def _complete_by_mip(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray, backend: Backend,
@@ -169,17 +176,54 @@ def _complete_by_mip(compiled: CompiledAssignment, base: np.ndarray, free: np.nd
     for attempt in range(3):
         if clock.left() <= 0:
             return None, status_word, True
-        result = backend.solve(_fixed_except(compiled, base, free), _limits(profile, clock.left() * 0.7))
+        chosen, result = _solve_part(compiled, base, free, backend, _limits(profile, clock.left() * 0.7))
         status_word = result.solver_status
         clock.phase(f"{label} {attempt + 1}", f"{int(free.sum())} free accounts: {status_word}")
-        if result.x is not None:
-            return compiled.choice_from(result.x), status_word, result.status is SolveStatus.TIME_LIMIT
+        if chosen is not None:
+            return chosen, status_word, result.status is SolveStatus.TIME_LIMIT
         if free.all() and result.status is SolveStatus.INFEASIBLE:
             raise ProvenInfeasible(status_word)
         reps_involved = np.unique(pairs.rep[free[pairs.account]])
         current_rep = np.where(base >= 0, pairs.rep[np.maximum(base, 0)], -1)
         free = free | np.isin(current_rep, reps_involved) if attempt == 0 else np.ones_like(free)
     return None, status_word, clock.left() <= 0
+
+
+def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | None, backend: Backend,
+            profile: SolverProfile, clock: _Clock) -> np.ndarray:
+    """Large-neighbourhood search: re-solve exactly the accounts of a few neighbouring reps at a time.
+
+    The rounds and the neighbourhoods are fixed by the profile's seed, so the result does not depend
+    on the machine's speed unless the time limit cuts the rounds short."""
+    inputs, pairs, model = compiled.inputs, compiled.pairs, compiled.model
+    rng = np.random.default_rng(profile.seed)
+    active = np.flatnonzero(inputs.rep_capacity > 0)
+    if active.size == 0:
+        return chosen
+    xyz = unit_vectors(inputs.rep_lat, inputs.rep_lon)
+    best = model.objective(compiled.solution_from(chosen))
+    improved = 0
+    for _ in range(profile.lns_rounds):
+        gap = relative_gap(best, bound)
+        if clock.left() < 1.0 or (gap is not None and gap <= profile.mip_gap):
+            break
+        seed_rep = rng.choice(active)
+        group = active[inputs.rep_group[active] == inputs.rep_group[seed_rep]]
+        order = np.argsort(((xyz[group] - xyz[seed_rep]) ** 2).sum(axis=1), kind="stable")
+        neighbourhood = group[order[: profile.lns_reps]]
+        current = np.where(chosen >= 0, pairs.rep[np.maximum(chosen, 0)], -1)
+        free = (np.isin(current, neighbourhood) | np.isin(inputs.account_owner, neighbourhood)) & \
+            ~inputs.account_locked
+        if not free.any():
+            continue
+        candidate, _ = _solve_part(compiled, chosen, free, backend, _limits(profile, min(10.0, clock.left())))
+        if candidate is None:
+            continue
+        value = model.objective(compiled.solution_from(candidate))
+        if value < best - 1e-9:
+            chosen, best, improved = candidate, value, improved + 1
+    clock.phase("neighbourhood search", f"{improved} improving rounds")
+    return chosen
 
 
 def _decompose(compiled: CompiledAssignment, lp: BackendResult, backend: Backend, profile: SolverProfile,
