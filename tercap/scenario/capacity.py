@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tercap.scenario.schema import Settings
+from tercap.scenario.schema import Settings, month_start
 
 HIRE_ID_PREFIX = "HIRE-"
 
 
 def month_starts(settings: Settings) -> pd.DatetimeIndex:
-    """First day of each month of the period, and the first day after it (months + 1 values)."""
-    return pd.date_range(pd.Timestamp(settings.period.start), periods=settings.period.months + 1,
-                         freq="MS")
+    """First day of each month of the period, and the first day after it (months + 1 values).
+
+    The last value is `settings.period.end`: both come from `schema.month_start`.
+    """
+    period = settings.period
+    return pd.DatetimeIndex([month_start(period.start, n) for n in range(period.months + 1)]).as_unit("ns")
 
 
 def _month_number(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
@@ -37,12 +40,18 @@ def monthly_capacity(settings: Settings, reps: pd.DataFrame) -> np.ndarray:
     days = (month_end - month_start) / np.timedelta64(1, "D")
     active = np.clip((upper - lower) / np.timedelta64(1, "D"), 0, None) / days
 
-    curves = settings.capacity.ramp_curves
-    names = list(curves)
+    capacity = settings.capacity
+    curves = capacity.ramp_curves
+    position = {name: i for i, name in enumerate(curves)}
     longest = max(len(c) for c in curves.values())
     table = np.array([list(c) + [c[-1]] * (longest - len(c)) for c in curves.values()])
-    curve_index = reps["ramp_profile"].map({n: i for i, n in enumerate(names)}).fillna(
-        names.index("standard") if "standard" in names else 0).to_numpy(dtype=int)
+    profile = reps["ramp_profile"] if "ramp_profile" in reps else pd.Series("", index=reps.index)
+    profile = profile.fillna("")
+    chosen = [capacity.ramp_name_for(segment, name) for segment, name in zip(reps["segment"], profile, strict=True)]
+    unknown = sorted({name for name in chosen if name not in curves})
+    if unknown:  # validation reports these with their rows: never fall back to another curve
+        raise KeyError(f"ramp curve(s) {', '.join(unknown)} not in capacity.ramp_curves")
+    curve_index = np.array([position[name] for name in chosen], dtype=int)
     months_since = _month_number(bounds[:-1])[None, :] - _month_number(reps["start_date"])[:, None]
     step = np.clip(np.nan_to_num(months_since, nan=longest - 1), 0, longest - 1).astype(int)
     ramp = table[curve_index[:, None], step]
@@ -69,7 +78,7 @@ def planned_hires(settings: Settings, accounts: pd.DataFrame) -> pd.DataFrame:
                       float(np.average(of_segment["lon"], weights=weights)))
         else:
             centre = (float(accounts["lat"].mean()), float(accounts["lon"].mean()))
-        start = month_starts(settings)[hire.start_month - 1]
+        start = pd.Timestamp(month_start(settings.period.start, hire.start_month - 1))
         for _ in range(hire.count):
             number = len(rows) + 1
             rows.append({
@@ -85,8 +94,7 @@ def planned_hires(settings: Settings, accounts: pd.DataFrame) -> pd.DataFrame:
                                    else settings.capacity.hours_per_month),
                 "start_date": start,
                 "end_date": pd.NaT,
-                "ramp_profile": hire.ramp_profile or settings.capacity.default_ramp.get(hire.segment,
-                                                                                      "standard"),
+                "ramp_profile": settings.capacity.ramp_name_for(hire.segment, hire.ramp_profile),
             })
     frame = pd.DataFrame(rows, columns=["rep_id", "name", "lat", "lon", "region", "segment",
                                         "experience_years", "industries", "capacity_hours",

@@ -9,17 +9,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pydantic
 
-from tercap.errors import Problem, ProblemLog
+from tercap.errors import Problem, ProblemLog, ScenarioError
 from tercap.scenario.capacity import period_capacity_hours, planned_hires
-from tercap.scenario.reading import deep_merge, display_name, read_raw, validate_settings
-from tercap.scenario.schema import TABLE_ORDER, TABLE_SPECS, TABLES_KEY, Period, Settings
+from tercap.scenario.reading import display_name, read_raw, report_settings_errors, suggest, validate_settings
+from tercap.scenario.schema import TABLE_ORDER, TABLE_SPECS, TABLES_KEY, Period, Settings, deep_merge
 from tercap.scenario.tables import convert_table, read_table_file
 from tercap.scenario.validation import check_and_complete
 
 YAML_KEY = "__yaml__"
+REPLACE = "replace()"  # the name of the settings' origin in messages about a what-if
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -39,18 +41,31 @@ class Scenario:
 
     @classmethod
     def from_tables(cls, settings: Settings | Mapping[str, Any], tables: Mapping[str, pd.DataFrame],
-                    *, source: Path | None = None, files: tuple[Path, ...] = ()) -> Scenario:
-        """Build a scenario from sections and DataFrames, validated exactly as a file is."""
+                    *, source: Path | None = None, files: tuple[Path, ...] = (),
+                    origin: str | None = None) -> Scenario:
+        """Build a scenario from sections and DataFrames, validated exactly as a file is.
+
+        `origin` names the settings in messages (default: the source file, or 'scenario').
+        Raises `ScenarioError` for bad values, `TypeError` for a table that is not a DataFrame.
+        """
         log = ProblemLog()
-        label = display_name(source) if source else "scenario"
+        label = origin or (display_name(source) if source else "scenario")
         names = {YAML_KEY: label}
-        if not isinstance(settings, Settings):
-            try:
-                settings = Settings.model_validate(dict(settings))
-            except pydantic.ValidationError as exc:
-                for error in exc.errors():
-                    log.error(label, str(error["msg"]), key=".".join(map(str, error["loc"])))
-                log.raise_if_errors()
+        for name, frame in tables.items():
+            if name not in TABLE_SPECS:
+                raise TypeError(f"unknown table '{name}'{suggest(str(name), list(TABLE_SPECS))} (known: "
+                                f"{', '.join(TABLE_SPECS)})")
+            if not isinstance(frame, pd.DataFrame):
+                raise TypeError(f"table '{name}' must be a pandas DataFrame, got {type(frame).__name__}")
+        if isinstance(settings, Settings):
+            settings = settings.model_dump()  # validated again: a model_copy(update=...) is not
+        if not isinstance(settings, Mapping):
+            raise TypeError(f"settings must be a Settings or a mapping of sections, got {type(settings).__name__}")
+        validated: Settings | None = None
+        try:
+            validated = Settings.model_validate(dict(settings))
+        except pydantic.ValidationError as exc:
+            report_settings_errors(exc, log, lambda loc: (label, None))
         typed: dict[str, pd.DataFrame] = {}
         for name in TABLE_ORDER:
             if name in tables:
@@ -58,29 +73,36 @@ class Scenario:
                 frame = convert_table(tables[name], TABLE_SPECS[name], names[name], log)
                 if frame is not None:
                     typed[name] = frame
-        return cls._checked(settings, typed, names, log, source, files)  # type: ignore[arg-type]
+        return cls._checked(validated, typed, {}, names, log, source, files)
 
     @classmethod
-    def _checked(cls, settings: Settings | None, typed: dict[str, pd.DataFrame], names: dict[str, str],
-                 log: ProblemLog, source: Path | None, files: tuple[Path, ...]) -> Scenario:
+    def _checked(cls, settings: Settings | None, typed: dict[str, pd.DataFrame], rows: dict[str, np.ndarray],
+                 names: dict[str, str], log: ProblemLog, source: Path | None, files: tuple[Path, ...]) -> Scenario:
         for spec in TABLE_SPECS.values():
             if spec.required and spec.name not in typed and spec.name not in names:
                 log.error(names[YAML_KEY], f"the scenario has no '{spec.name}' table "
                           f"(name its file under `{TABLES_KEY}:`)", key=f"{TABLES_KEY}.{spec.name}")
-        if settings is None or log.has_errors:
-            log.raise_if_errors()
-        completed = check_and_complete(settings, typed, names, log)  # type: ignore[arg-type]
         log.raise_if_errors()
-        return cls(settings, MappingProxyType(completed), MappingProxyType(typed),  # type: ignore[arg-type]
-                   source, files, log.problems)
+        if settings is None:  # every reason was logged as an error
+            raise ScenarioError(log.problems)
+        completed = check_and_complete(settings, typed, names, log, rows)
+        log.raise_if_errors()
+        if completed is None:
+            raise ScenarioError(log.problems)
+        return cls(settings, MappingProxyType(completed), MappingProxyType(typed), source, files, log.problems)
 
     def replace(self, **changes: Any) -> Scenario:
         """A new scenario with sections or tables replaced; this one is unchanged.
 
-        Sections take a model or a mapping that is merged into the current section, e.g.
-        `scenario.replace(quota={"company_target": 12e6})`; tables take a DataFrame, e.g.
-        `scenario.replace(reps=new_reps)` (a table given here is taken as given: its derived
-        values are not derived again).
+        A section takes a mapping, merged key by key over the current section (mappings inside
+        merge too, as in a file that `extends` this one), e.g.
+        `scenario.replace(quota={"company_target": 12e6})`; or a section object, e.g.
+        `replace(capacity=Capacity(...))`, which replaces the section whole. A table takes a
+        DataFrame, e.g. `scenario.replace(reps=new_reps)` (taken as given: its derived values are
+        not derived again), or None to drop an optional table.
+
+        Raises `ScenarioError` (naming `replace()`) for bad values, `TypeError` for an unknown name
+        or a table that is not a DataFrame.
         """
         sections = self.settings.model_dump()
         tables = dict(self._given)
@@ -88,19 +110,23 @@ class Scenario:
             if key in TABLE_SPECS:
                 if value is None:
                     tables.pop(key, None)
-                else:
+                elif isinstance(value, pd.DataFrame):
                     tables[key] = value
+                else:
+                    raise TypeError(f"replace(): table '{key}' takes a pandas DataFrame (or None to drop "
+                                    f"it), got {type(value).__name__}")
             elif key in Settings.model_fields:
                 if isinstance(value, pydantic.BaseModel):
-                    value = value.model_dump()
-                if isinstance(value, Mapping) and isinstance(sections.get(key), Mapping):
+                    sections[key] = value  # a section object replaces the section whole
+                elif isinstance(value, Mapping) and isinstance(sections.get(key), Mapping):
                     sections[key] = deep_merge(sections[key], value)
                 else:
                     sections[key] = value
             else:
                 known = ", ".join([*Settings.model_fields, *TABLE_SPECS])
-                raise TypeError(f"replace() got an unknown name '{key}' (known: {known})")
-        return Scenario.from_tables(sections, tables, source=self.source, files=self.files)
+                raise TypeError(f"replace() got an unknown name '{key}'"
+                                f"{suggest(key, [*Settings.model_fields, *TABLE_SPECS])} (known: {known})")
+        return Scenario.from_tables(sections, tables, source=self.source, files=self.files, origin=REPLACE)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -258,24 +284,25 @@ def load(path: str | Path) -> Scenario:
     """
     log = ProblemLog()
     raw = read_raw(path, log)
-    if raw is None:
-        log.raise_if_errors()
-    assert raw is not None
+    if raw is None:  # every reason was logged as an error
+        raise ScenarioError(log.problems)
     settings = validate_settings(raw, log)
     names = {YAML_KEY: display_name(raw.path)}
     typed: dict[str, pd.DataFrame] = {}
+    rows: dict[str, np.ndarray] = {}
     for name in TABLE_ORDER:
         if name not in raw.table_paths:
             continue
         table_path = raw.table_paths[name]
         names[name] = display_name(table_path)
-        if not table_path.exists():
+        if not table_path.is_file():
             origin = raw.table_origins[name]
-            log.error(display_name(origin.file), f"table '{name}' names a file that does not exist: "
-                      f"{display_name(table_path)}", line=origin.line, key=f"{TABLES_KEY}.{name}")
+            what = "a folder, not a file" if table_path.is_dir() else "a file that does not exist"
+            log.error(display_name(origin.file), f"table '{name}' names {what}: {display_name(table_path)}",
+                      line=origin.line, key=f"{TABLES_KEY}.{name}")
             continue
-        frame = read_table_file(table_path, TABLE_SPECS[name], log)
-        if frame is not None:
-            typed[name] = frame
+        read = read_table_file(table_path, TABLE_SPECS[name], log)
+        if read is not None:
+            typed[name], rows[name] = read
     files = (*raw.chain, *raw.table_paths.values())
-    return Scenario._checked(settings, typed, names, log, raw.path, files)
+    return Scenario._checked(settings, typed, rows, names, log, raw.path, files)

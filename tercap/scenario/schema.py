@@ -7,13 +7,81 @@ docs/scenario-format.md is generated from this module (`python -m tercap.scenari
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_serializer, field_validator, model_validator
+
+# ----------------------------------------------------------------------------------------------
+# Values
+# ----------------------------------------------------------------------------------------------
+
+# Numbers and flags are taken as written: `trials: true` or `trials: "100"` are errors, not 1 and 100.
+# A number field takes an integer (`hours_per_month: 100`); YAML exponents (`48e6`) are numbers.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+NonNegative = Annotated[float, Strict(), Field(ge=0)]  # hours and multipliers inside mappings
+
+HOURS_IN_A_MONTH = 744  # 31 days × 24 h: no rep gives more hours than a month has
+FIRST_YEAR, LAST_YEAR = 1900, 2200  # dates outside these years are typing mistakes
+MAX_HIRES = 10_000  # per entry of capacity.hires: each hire becomes a row of the reps table
+MAX_TRIALS = 1_000_000  # simulated periods: the results hold reps × trials figures
+MAX_TERRITORIES = 10_000
+
+
+def month_start(start: dt.date, months: int) -> dt.date:
+    """The first day of the month `months` months after the month of `start` (0: its own month).
+
+    The one month arithmetic of tercap: the period's end and the capacity months both use it.
+    """
+    index = start.year * 12 + start.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge mappings: the override wins key by key; lists and values are replaced whole."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A dict that cannot be changed: the mapping-valued settings of an immutable scenario.
+
+    A dict subclass (not a `MappingProxyType`) so that settings still serialise, copy and pickle
+    (to worker processes) like plain dicts.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("scenario settings cannot be changed in place; use Scenario.replace(...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[type, tuple[dict[Any, Any]]]:
+        return type(self), (dict(self),)
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return type(self)({key: copy.deepcopy(value, memo) for key, value in self.items()})
+
 
 # ----------------------------------------------------------------------------------------------
 # Section models
@@ -28,43 +96,94 @@ def F(default: Any = ..., description: str = "", unit: str = "", **kwargs: Any) 
     return Field(default, description=description, json_schema_extra=extra, **kwargs)
 
 
-class Section(BaseModel):
-    """Base of every scenario section: immutable, unknown keys are errors."""
+def _is_mapping_field(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is dict
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Section(BaseModel):
+    """Base of every scenario section: immutable, unknown keys and non-finite numbers are errors.
+
+    A mapping-valued setting (e.g. `hours_by_segment`) given in part is merged over its default,
+    key by key: what is not given keeps its default, and a key given as None (YAML `null`) goes
+    back to its default. This is the one rule for every way a section is made: a YAML file, a file
+    that `extends` another, `Scenario.replace(...)` and the constructors in Python.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_mappings_over_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        merged = dict(data)
+        for name, info in cls.model_fields.items():
+            given = data.get(name)
+            if not (isinstance(given, Mapping) and _is_mapping_field(info.annotation)
+                    and info.default_factory is not None):
+                continue
+            default = {key: value.model_dump() if isinstance(value, BaseModel) else value
+                       for key, value in info.default_factory().items()}  # type: ignore[call-arg]
+            merged[name] = deep_merge(default, {k: v for k, v in given.items() if v is not None})
+        return merged
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _freeze_mappings(cls, value: Any) -> Any:
+        return FrozenDict(value) if isinstance(value, dict) and not isinstance(value, FrozenDict) else value
 
 
 STANDARD_SEGMENTS = ("enterprise", "mid_market", "smb")
 BUYING_PROCESSES = ("transactional", "consultative", "complex")
+DEFAULT_BUYING_PROCESS = "consultative"
+DEFAULT_RAMP = "standard"  # the ramp curve of a segment without a capacity.default_ramp
 
 
 class Period(Section):
     """The planning period."""
 
-    start: dt.date = F(description="First day of the period (ISO date, e.g. 2027-01-01).")
-    months: int = F(12, "Length of the period.", unit="months", ge=1, le=60)
+    start: dt.date = F(description="First day of the period: the first day of a month (ISO date, e.g. "
+                       "2027-01-01).")
+    months: Int = F(12, "Length of the period.", unit="months", ge=1, le=60)
     label: str = F("", "A name for the period shown in reports, e.g. FY27.")
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start_is_a_date(cls, value: Any) -> Any:
+        if isinstance(value, bool | int | float):  # pydantic would read a number as a Unix time
+            raise ValueError("expected a date as YYYY-MM-DD")
+        return value
+
+    @field_validator("start", mode="after")
+    @classmethod
+    def _start_of_a_month(cls, value: dt.date) -> dt.date:
+        if not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise ValueError(f"expected a year between {FIRST_YEAR} and {LAST_YEAR}")
+        if value.day != 1:
+            raise ValueError(f"the period starts on the first day of a month (e.g. {value:%Y-%m}-01); "
+                             "capacity and seasonality count whole months")
+        return value
 
     @property
     def end(self) -> dt.date:
         """First day after the period."""
-        month_index = self.start.month - 1 + self.months
-        return dt.date(self.start.year + month_index // 12, month_index % 12 + 1, 1)
+        return month_start(self.start, self.months)
 
 
 class Hire(Section):
     """A planned hire (or several alike) that joins during the period."""
 
-    count: int = F(1, "How many reps of this kind are hired.", ge=1)
+    count: Int = F(1, f"How many reps of this kind are hired (at most {MAX_HIRES:,}).", ge=1, le=MAX_HIRES)
     segment: str = F(description="Segment (role) the hires sell to, e.g. enterprise.")
-    start_month: int = F(1, "Month of the period in which they start (1 = first month).", ge=1)
+    start_month: Int = F(1, "Month of the period in which they start (1 = first month).", ge=1, le=60)
     region: str = F("", "Region the hires are based in (optional).")
-    lat: float | None = F(None, "Home latitude (optional; the segment's centre of workload otherwise).",
+    lat: Float | None = F(None, "Home latitude (optional; the segment's centre of workload otherwise).",
                           unit="degrees", ge=-90, le=90)
-    lon: float | None = F(None, "Home longitude (optional).", unit="degrees", ge=-180, le=180)
-    capacity_hours: float | None = F(None, "Hours a month for account work once ramped "
-                                     "(capacity.hours_per_month otherwise).", unit="h/month", ge=0)
-    experience_years: float = F(2.0, "Prior sales experience of the hires.", unit="years", ge=0)
+    lon: Float | None = F(None, "Home longitude (optional).", unit="degrees", ge=-180, le=180)
+    capacity_hours: Float | None = F(None, "Hours a month for account work once ramped "
+                                     "(capacity.hours_per_month otherwise).", unit="h/month", ge=0,
+                                     le=HOURS_IN_A_MONTH)
+    experience_years: Float = F(2.0, "Prior sales experience of the hires.", unit="years", ge=0)
     ramp_profile: str = F("", "Ramp curve name (the segment's default curve otherwise).")
     name: str = F("", "Name prefix of the hires in reports (e.g. 'Q2 enterprise hire').")
 
@@ -82,20 +201,21 @@ def _default_ramp_curves() -> dict[str, tuple[float, ...]]:
 class Capacity(Section):
     """Selling capacity: hours, ramp of new hires, planned hires, attrition."""
 
-    hours_per_month: float = F(100.0, "Hours a month a ramped rep spends on account work, for reps "
+    hours_per_month: Float = F(100.0, "Hours a month a ramped rep spends on account work, for reps "
                                "without capacity_hours (sellers sell about a third of their time).",
-                               unit="h/month", ge=0)
-    ramp_curves: dict[str, tuple[float, ...]] = F(
+                               unit="h/month", ge=0, le=HOURS_IN_A_MONTH)
+    ramp_curves: dict[str, tuple[Float, ...]] = F(
         _default_ramp_curves,
         "Named ramp curves: productivity share in each month after a start; the last value holds. "
-        "A rep's ramp_profile names one of these.", unit="share per month")
+        "A rep's ramp_profile names one of these; curves given are added to (or replace) these.",
+        unit="share per month")
     default_ramp: dict[str, str] = F(
         lambda: {"smb": "smb", "mid_market": "mid_market", "enterprise": "enterprise"},
         "Ramp curve used for a segment when a rep or hire names none ('standard' for other segments).")
     hires: tuple[Hire, ...] = F((), "Planned hires during the period.")
-    annual_attrition: float = F(0.30, "Share of reps leaving in a year (field: 25-35%).",
+    annual_attrition: Float = F(0.30, "Share of reps leaving in a year (field: 25-35%).",
                                 unit="share/year", ge=0, lt=1)
-    backfill_lag_months: float = F(3.0, "Months a vacated book stays open before a new hire starts "
+    backfill_lag_months: Float = F(3.0, "Months a vacated book stays open before a new hire starts "
                                    "ramping (field: 2-4).", unit="months", ge=0)
 
     @model_validator(mode="after")
@@ -112,47 +232,60 @@ class Capacity(Section):
                 raise ValueError(f"default_ramp for '{segment}' names unknown curve '{name}'")
         return self
 
-    def ramp_curve_for(self, segment: str, profile: str = "") -> tuple[float, ...]:
-        """The ramp curve for a rep of `segment`, or the named `profile`."""
-        name = profile or self.default_ramp.get(segment, "standard")
-        return self.ramp_curves.get(name, _default_ramp_curves()["standard"])
+    def ramp_name_for(self, segment: str, profile: str = "") -> str:
+        """The name of the ramp curve of a rep or hire of `segment` whose ramp_profile is `profile`.
+
+        The rep's own profile, else the segment's `default_ramp`, else `standard`. The name may be
+        missing from `ramp_curves` (validation reports it); nothing falls back silently.
+        """
+        return profile or self.default_ramp.get(segment, DEFAULT_RAMP)
 
 
 class Balance(Section):
     """How evenly the books are spread."""
 
-    workload_tolerance: float = F(0.10, "Each rep's utilisation (workload / capacity) stays within "
+    workload_tolerance: Float = F(0.10, "Each rep's utilisation (workload / capacity) stays within "
                                   "± this share of the team mean.", unit="share", ge=0)
-    potential_tolerance: float = F(0.10, "Each rep's potential stays within ± this share of the rep's "
+    potential_tolerance: Float = F(0.10, "Each rep's potential stays within ± this share of the rep's "
                                    "expected share (experience- and quota-weighted).", unit="share", ge=0)
-    hard: bool = F(True, "Tolerances are hard constraints (true) or penalised in the objective (false).")
-    experience_weight: float = F(0.2, "How much more potential a seasoned rep carries: a rep's expected "
+    hard: Bool = F(True, "Tolerances are hard constraints (true) or penalised in the objective (false).")
+    experience_weight: Float = F(0.2, "How much more potential a seasoned rep carries: a rep's expected "
                                  "share ∝ capacity × (1 + this × min(experience, 10) / 10).", ge=0)
 
 
 class Eligibility(Section):
     """Which reps may be given an account."""
 
-    segment_match: bool = F(True, "An account goes only to reps of its segment.")
-    max_distance_km: float | None = F(None, "Largest rep-home-to-account distance (none: no limit).",
+    segment_match: Bool = F(True, "An account goes only to reps of its segment.")
+    max_distance_km: Float | None = F(None, "Largest rep-home-to-account distance (none: no limit).",
                                       unit="km", gt=0)
-    nearest_reps: int | None = F(10, "Each account considers only its k nearest eligible reps (none: "
-                                 "all); each rep also considers enough of its nearest accounts to fill "
-                                 "its book twice over, so that no rep is left out.", ge=1)
-    complex_min_experience: float = F(0.0, "Minimum experience of a rep for an account with a complex "
+    nearest_reps: Int | None = F(10, "Each account considers only its k nearest eligible reps (0: all "
+                                 "eligible reps; null resets to the default 10); each rep also considers "
+                                 "enough of its nearest accounts to fill its book twice over, so that no "
+                                 "rep is left out. In Python the value 0 reads as None (all reps).", ge=0)
+    complex_min_experience: Float = F(0.0, "Minimum experience of a rep for an account with a complex "
                                       "buying process.", unit="years", ge=0)
-    top_potential_share: float = F(0.0, "Share of accounts, by potential, that count as top accounts.",
+    top_potential_share: Float = F(0.0, "Share of accounts, by potential, that count as top accounts.",
                                    unit="share", ge=0, le=1)
-    top_min_experience: float = F(0.0, "Minimum experience of a rep for a top account.", unit="years",
+    top_min_experience: Float = F(0.0, "Minimum experience of a rep for a top account.", unit="years",
                                   ge=0)
+
+    @field_validator("nearest_reps", mode="after")
+    @classmethod
+    def _zero_is_all(cls, value: int | None) -> int | None:
+        return None if value == 0 else value  # None: every eligible rep, as the engine reads it
+
+    @field_serializer("nearest_reps")
+    def _dump_all_as_zero(self, value: int | None) -> int:
+        return 0 if value is None else value  # written back to YAML, null would mean the default 10
 
 
 class Continuity(Section):
     """How much of the current assignment is kept."""
 
-    max_moved_share: float | None = F(None, "Largest share of accounts that may change owner.",
+    max_moved_share: Float | None = F(None, "Largest share of accounts that may change owner.",
                                       unit="share", ge=0, le=1)
-    max_moved_potential_share: float | None = F(None, "Largest share of potential that may change owner.",
+    max_moved_potential_share: Float | None = F(None, "Largest share of potential that may change owner.",
                                                 unit="share", ge=0, le=1)
 
 
@@ -161,17 +294,17 @@ class Weights(Section):
     travel in km (workload-weighted mean distance), the others in percentage points.
     """
 
-    travel: float = F(0.1, "Per km of workload-weighted mean rep-home-to-account distance (10 km weigh "
+    travel: Float = F(0.1, "Per km of workload-weighted mean rep-home-to-account distance (10 km weigh "
                       "as much as 1% of potential moved).", ge=0)
-    balance: float = F(1.0, "Per point of mean absolute deviation (%) of the reps' workload and "
+    balance: Float = F(1.0, "Per point of mean absolute deviation (%) of the reps' workload and "
                        "potential from their targets.", ge=0)
-    industry_fit: float = F(1.0, "Per % of workload with a rep who does not know the buyers' industry.",
+    industry_fit: Float = F(1.0, "Per % of workload with a rep who does not know the buyers' industry.",
                             ge=0)
-    experience_fit: float = F(1.0, "Per % of experience shortfall on complex and top accounts "
+    experience_fit: Float = F(1.0, "Per % of experience shortfall on complex and top accounts "
                               "(shortfall: 1 − experience / experience_reference_years).", ge=0)
-    continuity: float = F(1.0, "Per % of the owned potential that changes owner.", ge=0)
-    unassigned_penalty: float = F(1e4, "Per account left without a rep.", ge=0)
-    band_violation: float = F(10.0, "Per % by which a rep misses a balance band (when balance.hard is "
+    continuity: Float = F(1.0, "Per % of the owned potential that changes owner.", ge=0)
+    unassigned_penalty: Float = F(1e4, "Per account left without a rep.", ge=0)
+    band_violation: Float = F(10.0, "Per % by which a rep misses a balance band (when balance.hard is "
                               "false).", ge=0)
 
 
@@ -187,9 +320,9 @@ def _default_process_multipliers() -> dict[str, float]:
 class WorkloadModel(Section):
     """Workload of accounts that give no workload_hours: base hours by segment × buying process."""
 
-    hours_by_segment: dict[str, float] = F(_default_segment_hours, "Hours a year an account of the "
+    hours_by_segment: dict[str, NonNegative] = F(_default_segment_hours, "Hours a year an account of the "
                                            "segment takes.", unit="h/year")
-    process_multiplier: dict[str, float] = F(_default_process_multipliers, "Multiplier by buying "
+    process_multiplier: dict[str, NonNegative] = F(_default_process_multipliers, "Multiplier by buying "
                                              "process.")
 
 
@@ -203,19 +336,20 @@ class Assignment(Section):
     continuity: Continuity = F(Continuity, "Limits on moved accounts.")
     weights: Weights = F(Weights, "Objective weights.")
     workload_model: WorkloadModel = F(WorkloadModel, "Derived account workload.")
-    experience_reference_years: float = F(5.0, "Experience at which a rep counts as seasoned for the "
+    experience_reference_years: Float = F(5.0, "Experience at which a rep counts as seasoned for the "
                                           "experience fit.", unit="years", gt=0)
 
 
 class Territory(Section):
     """Geo units → territories; present only when territories are designed."""
 
-    count: int | None = F(None, "Number of territories (none: one per rep).", ge=1)
-    balance: dict[str, float] = F(lambda: {"workload": 0.05}, "Activity measure → tolerance "
+    count: Int | None = F(None, f"Number of territories (none: one per rep; at most {MAX_TERRITORIES:,}).",
+                          ge=1, le=MAX_TERRITORIES)
+    balance: dict[str, Float] = F(lambda: {"workload": 0.05}, "Activity measure → tolerance "
                                   "(± share of the mean); measures: workload, potential, accounts.")
     compactness: Literal["distance", "boundary"] = F("distance", "Compactness measure.")
-    keep_home_units: bool = F(True, "A rep's home unit stays in that rep's territory.")
-    account_level: bool = F(False, "Assign accounts inside each territory (true) or let accounts "
+    keep_home_units: Bool = F(True, "A rep's home unit stays in that rep's territory.")
+    account_level: Bool = F(False, "Assign accounts inside each territory (true) or let accounts "
                             "follow their unit (false).")
 
     @model_validator(mode="after")
@@ -231,25 +365,25 @@ class Territory(Section):
 class Quota(Section):
     """Company target and how it is allocated to reps."""
 
-    company_target: float | None = F(None, "Bookings target of the company for the period (none: "
+    company_target: Float | None = F(None, "Bookings target of the company for the period (none: "
                                      "derived from the simulated forecast).", unit="currency", ge=0)
     method: Literal["potential", "history", "pipeline", "equal_probability"] = F(
         "potential", "Allocation method.")
-    over_assignment: float = F(1.20, "Sum of quotas ÷ company target (field: 1.20-1.25).", ge=1)
-    history_growth: float = F(1.10, "Growth applied to last year's actual (method history).", ge=0)
-    history_weight: float = F(0.5, "Weight of history against potential (method history).", ge=0, le=1)
-    floor: float | None = F(None, "Smallest quota of a ramped rep.", unit="currency", ge=0)
-    cap: float | None = F(None, "Largest quota of a rep.", unit="currency", ge=0)
-    rounding: float = F(1000.0, "Quotas are rounded to a multiple of this.", unit="currency", ge=0)
+    over_assignment: Float = F(1.20, "Sum of quotas ÷ company target (field: 1.20-1.25).", ge=1)
+    history_growth: Float = F(1.10, "Growth applied to last year's actual (method history).", ge=0)
+    history_weight: Float = F(0.5, "Weight of history against potential (method history).", ge=0, le=1)
+    floor: Float | None = F(None, "Smallest quota of a ramped rep.", unit="currency", ge=0)
+    cap: Float | None = F(None, "Largest quota of a rep.", unit="currency", ge=0)
+    rounding: Float = F(1000.0, "Quotas are rounded to a multiple of this.", unit="currency", ge=0)
 
 
 class Stage(Section):
     """One stage of the sales process."""
 
     name: str = F(description="Stage name as the CRM writes it.")
-    conversion: float = F(description="Probability that a deal in this stage reaches the next one (the "
+    conversion: Float = F(description="Probability that a deal in this stage reaches the next one (the "
                           "last stage: that it closes won).", ge=0, le=1)
-    median_days: float = F(description="Median days spent in the stage.", unit="days", gt=0)
+    median_days: Float = F(description="Median days spent in the stage.", unit="days", gt=0)
 
 
 def _default_stages() -> tuple[Stage, ...]:
@@ -264,8 +398,8 @@ def _default_stages() -> tuple[Stage, ...]:
 class DealSize(Section):
     """Lognormal deal amounts for a segment."""
 
-    median: float = F(description="Median deal amount.", unit="currency", gt=0)
-    sigma: float = F(0.8, "σ of the log amount (field default 0.8).", ge=0)
+    median: Float = F(description="Median deal amount.", unit="currency", gt=0)
+    sigma: Float = F(0.8, "σ of the log amount (field default 0.8).", ge=0)
 
 
 def _default_deal_sizes() -> dict[str, DealSize]:
@@ -279,26 +413,26 @@ def _default_deal_sizes() -> dict[str, DealSize]:
 class Simulation(Section):
     """Monte Carlo simulation of the pipeline."""
 
-    trials: int = F(10_000, "Number of simulated periods.", ge=1)
-    seed: int = F(2027, "Random seed: same scenario + same seed gives the same result.", ge=0)
+    trials: Int = F(10_000, f"Number of simulated periods (at most {MAX_TRIALS:,}).", ge=1, le=MAX_TRIALS)
+    seed: Int = F(2027, "Random seed: same scenario + same seed gives the same result.", ge=0)
     stages: tuple[Stage, ...] = F(_default_stages, "Open stages in order; a deal leaving the last one "
                                   "is won.")
     deal_sizes: dict[str, DealSize] = F(_default_deal_sizes, "Deal size by segment.")
-    cycle_multiplier: dict[str, float] = F(
+    cycle_multiplier: dict[str, NonNegative] = F(
         lambda: {"enterprise": 2.0, "mid_market": 1.0, "smb": 0.5},
         "Multiplier on stage durations by segment (enterprise cycles are longer).")
-    process_cycle_multiplier: dict[str, float] = F(
+    process_cycle_multiplier: dict[str, NonNegative] = F(
         lambda: {"transactional": 0.7, "consultative": 1.0, "complex": 1.5},
         "Multiplier on stage durations by buying process.")
-    duration_sigma: float = F(0.5, "σ of the log duration of a stage.", ge=0)
-    seasonality: tuple[float, ...] = F(
+    duration_sigma: Float = F(0.5, "σ of the log duration of a stage.", ge=0)
+    seasonality: tuple[Float, ...] = F(
         lambda: (0.85, 0.9, 1.05, 0.9, 0.95, 1.1, 0.85, 0.85, 1.05, 1.0, 1.1, 1.3),
         "Relative rate of new opportunities by calendar month (January first); normalised to mean 1.")
-    market_correlation: float = F(0.05, "ρ of the one-factor Gaussian copula on win probabilities "
+    market_correlation: Float = F(0.05, "ρ of the one-factor Gaussian copula on win probabilities "
                                   "(0: deals independent).", ge=0, lt=1)
-    slip_probability: float = F(0.25, "Probability that a deal's close date slips by a stage duration.",
+    slip_probability: Float = F(0.25, "Probability that a deal's close date slips by a stage duration.",
                                 ge=0, le=1)
-    pipeline_yield: float = F(0.25, "Share of an account's annual potential that turns into won "
+    pipeline_yield: Float = F(0.25, "Share of an account's annual potential that turns into won "
                               "revenue in a year; sets the arrival rate of new opportunities.", ge=0)
 
     @model_validator(mode="after")
@@ -395,8 +529,8 @@ class TableSpec:
     description: str
     columns: tuple[Column, ...]
     required: bool = False
-    key: str | None = None
     unique_together: tuple[str, ...] = ()
+    symmetric: bool = False  # unique_together pairs are unordered: (a, b) and (b, a) are the same
     column_index: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -408,7 +542,7 @@ K = Kind
 
 REPS = TableSpec(
     "reps", "The sales reps, one row each, including known hires with a start date.",
-    key="rep_id", required=True, columns=(
+    required=True, columns=(
         C("rep_id", K.ID, "Unique rep identifier.", required=True, nullable=False, unique=True),
         C("name", K.TEXT, "Display name.", default="rep_id"),
         C("lat", K.FLOAT, "Home latitude.", "degrees", required=True, nullable=False,
@@ -421,7 +555,7 @@ REPS = TableSpec(
         C("experience_years", K.FLOAT, "Years of sales experience.", "years", minimum=0, default="0"),
         C("industries", K.LIST, "Industries whose buyers the rep knows, separated by ';'."),
         C("capacity_hours", K.FLOAT, "Hours a month for account work once ramped.", "h/month",
-          minimum=0, default="capacity.hours_per_month"),
+          minimum=0, maximum=HOURS_IN_A_MONTH, default="capacity.hours_per_month"),
         C("max_accounts", K.INT, "Most accounts the rep can carry.", "accounts", minimum=0,
           default="no limit"),
         C("start_date", K.DATE, "First day of a new hire; ramp counts from it.",
@@ -435,7 +569,7 @@ REPS = TableSpec(
 
 ACCOUNTS = TableSpec(
     "accounts", "The accounts (customers and prospects) to assign.",
-    key="account_id", required=True, columns=(
+    required=True, columns=(
         C("account_id", K.ID, "Unique account identifier.", required=True, nullable=False, unique=True),
         C("name", K.TEXT, "Display name.", default="account_id"),
         C("lat", K.FLOAT, "Latitude.", "degrees", minimum=-90, maximum=90,
@@ -453,7 +587,7 @@ ACCOUNTS = TableSpec(
         C("workload_hours", K.FLOAT, "Hours a year the account takes.", "h/year", minimum=0,
           default="assignment.workload_model"),
         C("buying_process", K.TEXT, "How the customer buys.", choices=BUYING_PROCESSES,
-          default="consultative"),
+          default=DEFAULT_BUYING_PROCESS),
         C("current_owner", K.ID, "Rep who owns the account today.", references=("reps", "rep_id"),
           default="unassigned"),
         C("locked", K.BOOL, "The account stays with its current owner.", default="false"),
@@ -461,7 +595,7 @@ ACCOUNTS = TableSpec(
 
 GEO_UNITS = TableSpec(
     "geo_units", "Small geographic units (postal codes, counties) that territories are built from.",
-    key="unit_id", columns=(
+    columns=(
         C("unit_id", K.ID, "Unique unit identifier.", required=True, nullable=False, unique=True),
         C("name", K.TEXT, "Display name.", default="unit_id"),
         C("lat", K.FLOAT, "Centroid latitude.", "degrees", required=True, nullable=False,
@@ -474,7 +608,7 @@ GEO_UNITS = TableSpec(
 
 ADJACENCY = TableSpec(
     "adjacency", "Pairs of geo units that share a border (or a declared link across water).",
-    unique_together=("unit_a", "unit_b"), columns=(
+    unique_together=("unit_a", "unit_b"), symmetric=True, columns=(
         C("unit_a", K.ID, "One unit.", required=True, nullable=False, references=("geo_units", "unit_id")),
         C("unit_b", K.ID, "The other unit.", required=True, nullable=False,
           references=("geo_units", "unit_id")),
@@ -482,7 +616,7 @@ ADJACENCY = TableSpec(
     ))
 
 PIPELINE = TableSpec(
-    "pipeline", "Open opportunities at the start of the period.", key="opp_id", columns=(
+    "pipeline", "Open opportunities at the start of the period.", columns=(
         C("opp_id", K.ID, "Unique opportunity identifier.", required=True, nullable=False, unique=True),
         C("account_id", K.ID, "Account of the deal.", required=True, nullable=False,
           references=("accounts", "account_id")),
@@ -498,7 +632,7 @@ PIPELINE = TableSpec(
     ))
 
 HISTORY = TableSpec(
-    "history", "Closed opportunities of past periods, as a CRM exports them.", key="opp_id", columns=(
+    "history", "Closed opportunities of past periods, as a CRM exports them.", columns=(
         C("opp_id", K.ID, "Unique opportunity identifier.", required=True, nullable=False, unique=True),
         C("account_id", K.ID, "Account of the deal.", required=True, nullable=False,
           references=("accounts", "account_id")),

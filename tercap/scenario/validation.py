@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 
 from tercap.errors import ProblemLog
 from tercap.scenario.capacity import HIRE_ID_PREFIX, period_capacity_hours, planned_hires
-from tercap.scenario.schema import TABLE_SPECS, Kind, Settings, TableSpec
-from tercap.scenario.tables import FIRST_DATA_ROW
+from tercap.scenario.schema import DEFAULT_BUYING_PROCESS, TABLE_SPECS, Capacity, Kind, Settings, TableSpec
+from tercap.scenario.tables import default_rows
 
 Tables = dict[str, pd.DataFrame]
 
@@ -34,23 +34,25 @@ def _rows(mask: np.ndarray | pd.Series) -> np.ndarray:
 
 
 class _Checker:
-    def __init__(self, settings: Settings, tables: Tables, files: Mapping[str, str], log: ProblemLog):
+    def __init__(self, settings: Settings, tables: Tables, files: Mapping[str, str], log: ProblemLog,
+                 rows: Mapping[str, np.ndarray]):
         self.settings = settings
         self.tables = tables
         self.files = files
         self.log = log
+        self.rows = rows  # table -> spreadsheet row number of each row
 
     def error(self, table: str, mask: np.ndarray | pd.Series, column: str,
               message: str | Callable[[int], str], rule: str = "") -> None:
         """Log `message` (or `message(position)`) for every row of `table` where `mask` holds."""
         for index in _rows(mask):
             text = message if isinstance(message, str) else message(int(index))
-            self.log.error(self.files[table], text, row=int(index) + FIRST_DATA_ROW, column=column,
+            self.log.error(self.files[table], text, row=int(self.rows[table][index]), column=column,
                            rule=rule or (message if isinstance(message, str) else column))
 
     def warning(self, table: str, mask: np.ndarray | pd.Series, column: str, message: str) -> None:
         """One warning for all rows of `table` where `mask` holds, naming the first few."""
-        rows = _rows(mask) + FIRST_DATA_ROW
+        rows = self.rows[table][_rows(mask)]
         if len(rows):
             shown = ", ".join(str(r) for r in rows[:5]) + (" …" if len(rows) > 5 else "")
             self.log.warning(self.files[table], f"{message} ({len(rows)} row(s): {shown})", column=column)
@@ -63,13 +65,13 @@ class _Checker:
             if col.unique:
                 values = frame[col.name]
                 dup = values.duplicated(keep="first") & values.notna()
-                first = pd.Series(np.arange(len(values)), index=values.index).groupby(values).transform("min")
+                first = pd.Series(self.rows[spec.name], index=values.index).groupby(values).transform("min")
                 self.error(spec.name, dup, col.name, lambda i, v=values, c=col.name, f=first:
-                           f"duplicate {c} '{v.iloc[i]}' (first used in row {f.iloc[i] + FIRST_DATA_ROW})",
+                           f"duplicate {c} '{v.iloc[i]}' (first used in row {f.iloc[i]})",
                            rule=f"duplicate {col.name}")
         if spec.unique_together:
             key = frame[list(spec.unique_together)].astype(str)
-            if spec.name == "adjacency":  # an edge is the same whichever way round it is written
+            if spec.symmetric:  # a pair is the same whichever way round it is written
                 ordered = np.sort(key.to_numpy(), axis=1)
                 key = pd.DataFrame(ordered, columns=list(spec.unique_together))
             dup = key.duplicated(keep="first").to_numpy()
@@ -112,6 +114,12 @@ class _Checker:
         self.error("accounts", unknown, "workload_hours",
                    f"no workload_hours, and assignment.workload_model.hours_by_segment has no "
                    f"entry for the account's segment (it has: {known})")
+        multipliers = self.settings.assignment.workload_model.process_multiplier
+        process = accounts["buying_process"].mask(accounts["buying_process"].eq(""), DEFAULT_BUYING_PROCESS)
+        unknown = workload.isna() & ~_is_in(process, list(multipliers))
+        self.error("accounts", unknown, "buying_process",
+                   f"no workload_hours, and assignment.workload_model.process_multiplier has no entry "
+                   f"for the account's buying process (it has: {', '.join(multipliers)})")
         potential = accounts["potential"]
         self.warning("accounts", potential.eq(0), "potential", "zero potential")
         rep_segments = set(self.tables["reps"]["segment"])
@@ -123,12 +131,24 @@ class _Checker:
 
     def check_reps(self) -> None:
         reps = self.tables["reps"]
-        curves = self.settings.capacity.ramp_curves
+        capacity = self.settings.capacity
+        curves = capacity.ramp_curves
         profile = reps["ramp_profile"]
-        self.error("reps", profile.ne("") & ~_is_in(profile, list(curves)), "ramp_profile",
+        given = profile.ne("").to_numpy(dtype=bool)
+        self.error("reps", given & ~_is_in(profile, list(curves)), "ramp_profile",
                    f"unknown ramp curve (capacity.ramp_curves has: {', '.join(curves)})")
+        derived = reps["segment"].map(lambda segment: capacity.ramp_name_for(segment))
+        self.error("reps", ~given & reps["segment"].notna() & ~_is_in(derived, list(curves)), "ramp_profile",
+                   lambda i: _missing_ramp(capacity, str(reps["segment"].iloc[i])), rule="no ramp curve")
         self.error("reps", reps["end_date"] < reps["start_date"], "end_date", "end_date is before start_date")
         self.warning("reps", reps["capacity_hours"].eq(0), "capacity_hours", "zero capacity")
+        period = self.settings.period
+        start, end = pd.Timestamp(period.start), pd.Timestamp(period.end)
+        self.warning("reps", reps["end_date"] < start, "end_date",
+                     f"leaves before the period starts on {period.start}: no capacity in the period")
+        self.warning("reps", reps["start_date"] >= end, "start_date",
+                     f"starts after the period ends ({period.end} is its first day after): no capacity in "
+                     "the period")
         if self.settings.capacity.hires:
             self.error("reps", reps["rep_id"].str.startswith(HIRE_ID_PREFIX).fillna(False), "rep_id",
                        f"ids starting with '{HIRE_ID_PREFIX}' are kept for the planned hires of "
@@ -139,7 +159,11 @@ class _Checker:
                                f"period's {self.settings.period.months} months",
                                key=f"capacity.hires.{index}.start_month")
             if hire.ramp_profile and hire.ramp_profile not in curves:
-                self.log.error(self.files["__yaml__"], f"unknown ramp curve '{hire.ramp_profile}'",
+                self.log.error(self.files["__yaml__"], f"unknown ramp curve '{hire.ramp_profile}' "
+                               f"(capacity.ramp_curves has: {', '.join(curves)})",
+                               key=f"capacity.hires.{index}.ramp_profile")
+            elif capacity.ramp_name_for(hire.segment, hire.ramp_profile) not in curves:
+                self.log.error(self.files["__yaml__"], _missing_ramp(capacity, hire.segment),
                                key=f"capacity.hires.{index}.ramp_profile")
             if hire.segment not in set(self.tables["accounts"]["segment"]):
                 self.log.warning(self.files["__yaml__"], f"hires for segment '{hire.segment}', which no "
@@ -160,12 +184,21 @@ class _Checker:
                        "last_stage", f"unknown stage (simulation.stages has: {names})")
             self.error("history", history["closed"] < history["created"], "closed",
                        "closed is before created")
+            period = self.settings.period
+            self.warning("history", history["closed"] >= pd.Timestamp(period.start), "closed",
+                         f"closed on or after the period start {period.start}: history is read as deals "
+                         "closed before the period")
 
     def check_adjacency(self) -> None:
         if "adjacency" in self.tables:
             edges = self.tables["adjacency"]
             self.error("adjacency", edges["unit_a"] == edges["unit_b"], "unit_b",
                        "a unit cannot be adjacent to itself")
+
+
+def _missing_ramp(capacity: Capacity, segment: str) -> str:
+    return (f"no ramp_profile, and no ramp curve for segment '{segment}': capacity.default_ramp has no entry "
+            f"for it and capacity.ramp_curves has no '{capacity.ramp_name_for(segment)}' curve")
 
 
 def _with_every_column(tables: Tables) -> Tables:
@@ -179,29 +212,28 @@ def _with_every_column(tables: Tables) -> Tables:
     return out
 
 
+def _fill_blank(frame: pd.DataFrame, column: str, values: pd.Series | object) -> None:
+    """Fill the empty cells of a text column of `frame` (in place) with `values`."""
+    frame[column] = frame[column].mask(frame[column].isna() | frame[column].eq(""), values)
+
+
 def _fill_defaults(settings: Settings, tables: Tables) -> Tables:
     """Fill every empty optional cell with its documented default."""
     out = {name: frame.copy() for name, frame in tables.items()}
     reps = out["reps"]
-    reps["name"] = reps["name"].mask(reps["name"].isna() | reps["name"].eq(""), reps["rep_id"])
+    _fill_blank(reps, "name", reps["rep_id"])
     reps["experience_years"] = reps["experience_years"].fillna(0.0)
     reps["capacity_hours"] = reps["capacity_hours"].fillna(settings.capacity.hours_per_month)
-    default_ramp = reps["segment"].map(lambda s: settings.capacity.default_ramp.get(s, "standard"))
-    reps["ramp_profile"] = reps["ramp_profile"].mask(reps["ramp_profile"].isna() |
-                                                     reps["ramp_profile"].eq(""), default_ramp)
+    _fill_blank(reps, "ramp_profile", reps["segment"].map(lambda s: settings.capacity.ramp_name_for(s)))
 
     accounts = out["accounts"]
-    accounts["name"] = accounts["name"].mask(accounts["name"].isna() | accounts["name"].eq(""),
-                                             accounts["account_id"])
+    _fill_blank(accounts, "name", accounts["account_id"])
     if "geo_units" in out:
         units = out["geo_units"].set_index("unit_id")
         for axis in ("lat", "lon"):
             accounts[axis] = accounts[axis].fillna(accounts["geo_unit"].map(units[axis]).astype(float))
-        units_frame = out["geo_units"]
-        units_frame["name"] = units_frame["name"].mask(units_frame["name"].isna() |
-                                                       units_frame["name"].eq(""), units_frame["unit_id"])
-    accounts["buying_process"] = accounts["buying_process"].mask(accounts["buying_process"].eq(""),
-                                                                 "consultative")
+        _fill_blank(out["geo_units"], "name", out["geo_units"]["unit_id"])
+    _fill_blank(accounts, "buying_process", DEFAULT_BUYING_PROCESS)
     model = settings.assignment.workload_model
     derived = accounts["segment"].map(model.hours_by_segment).astype(float) * \
         accounts["buying_process"].map(model.process_multiplier).astype(float)
@@ -222,7 +254,7 @@ def _fill_defaults(settings: Settings, tables: Tables) -> Tables:
 def _empty_column(kind: Kind, length: int) -> pd.Series:
     if kind is Kind.BOOL:
         return pd.Series(pd.array([pd.NA] * length, dtype="boolean"))
-    if kind in (Kind.FLOAT,):
+    if kind is Kind.FLOAT:
         return pd.Series(np.full(length, np.nan))
     if kind is Kind.INT:
         return pd.Series(pd.array([pd.NA] * length, dtype="Int64"))
@@ -235,14 +267,17 @@ def _empty_column(kind: Kind, length: int) -> pd.Series:
     return pd.Series(pd.array([""] * length, dtype="string"))
 
 
-def check_and_complete(settings: Settings, tables: Tables, files: Mapping[str, str],
-                       log: ProblemLog) -> Tables | None:
+def check_and_complete(settings: Settings, tables: Tables, files: Mapping[str, str], log: ProblemLog,
+                       rows: Mapping[str, np.ndarray] | None = None) -> Tables | None:
     """Check `tables` against each other and the settings; return them completed, or None on errors.
 
-    `files` maps each table name (and '__yaml__') to the name used in messages.
+    `files` maps each table name (and '__yaml__') to the name used in messages; `rows` maps a table
+    name to the spreadsheet row number of each of its rows (default: 2, 3, …).
     """
     tables = _with_every_column(tables)
-    checker = _Checker(settings, tables, files, log)
+    numbers = {name: np.asarray(rows[name]) if rows and name in rows else default_rows(len(frame))
+               for name, frame in tables.items()}
+    checker = _Checker(settings, tables, files, log, numbers)
     for name in tables:
         checker.check_keys(TABLE_SPECS[name])
         checker.check_references(TABLE_SPECS[name])
