@@ -223,11 +223,13 @@ LAST_NAMES = np.array([
 EXPERIENCE_GAMMA = np.array([(4.0, 2.5), (3.0, 2.0), (2.0, 1.5)])  # (shape, scale) by segment
 INDUSTRY_COUNT_SHARES = np.array([0.30, 0.45, 0.25])  # reps knowing 1, 2, 3 industries
 CAPACITY_BASE_HOURS, CAPACITY_SPREAD_HOURS = 100.0, 30.0  # base h/month before segment scaling
-TARGET_UTILISATION = 0.9  # total workload ÷ total annual capacity, per segment
+CAPACITY_BAND_HOURS = (90.0, 170.0)  # h/month for account work: realistic reps, whatever the ratio asked
+TARGET_UTILISATION = 0.9  # total workload ÷ total annual capacity, per segment, when the band allows
 MAX_ACCOUNTS_FACTOR = 1.8  # max_accounts ÷ mean accounts per rep of the segment
 RECENT_HIRE_SHARE, DEPARTURE_SHARE = 0.08, 0.03
 HIRED_MONTHS_BEFORE, HIRED_MONTHS_INTO = 4, 3  # recent hires start in this window around the start
-MEAN_TENURE_MONTHS = 36.0
+MEAN_TENURE_MONTHS = 36.0  # beyond HIRED_MONTHS_BEFORE; reps with less than a year get a start_date
+DAYS_PER_MONTH = 365.25 / 12
 ATTAINMENT_MEDIAN, ATTAINMENT_SIGMA, QUOTA_STRETCH = 0.98, 0.28, 1.1
 NEAREST_OWNERS, ATTRACTIVENESS_SIGMA, NEW_HIRE_ATTRACTIVENESS = 3, 0.7, 0.5
 UNOWNED_SHARE, LOCKED_SHARE = 0.05, 0.02
@@ -241,6 +243,7 @@ HISTORY_MONTHS = 24  # closed deals of this many months before the period are ex
 LEAD_MONTHS = 9  # deals are created from this long before the history window, to reach steady state
 MAX_FORMER_OWNER_SHARE = 0.1  # share of deals closed two years ago whose owner has left since
 TARGET_SHARE_OF_EXPECTED = 0.9  # company target ÷ expected won revenue of the period
+STALE_CLOSE_SHARE = 0.4  # open deals whose expected close has passed that the rep has not moved yet
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,6 +259,17 @@ def generate_scenario(out_dir: str | Path, *, accounts: int, reps: int, units: i
     `units` geo units default to accounts // 10, clipped to 20..2,000. The same arguments always give
     byte-identical files. An existing scenario folder is overwritten; any other non-empty folder is
     refused with FileExistsError. Tables that come out empty (tiny scenarios) are left out.
+
+    Reps give 90-170 h a month to account work (`capacity_hours`), scaled so that each segment's
+    workload is about 90% of its reps' capacity over a year. When the number of accounts per rep
+    asked for does not fit that band (a few reps for many accounts, or many reps for a few), the
+    hours stay in the band and the utilisation moves away from 90% instead: above 100% the team is
+    short-staffed (a hiring case), far below it is idle. A rep is never given 5 h or 1,600 h a month.
+
+    Reps who joined less than a year before the period (they have no last-year quota or bookings)
+    have a `start_date`, so that they ramp; a few known hires start just before or early in the
+    period. Some open pipeline deals are overdue, as in a CRM export: their `expected_close` has
+    passed and the rep has not moved it yet.
     """
     units = int(np.clip(accounts // 10, 20, 2000)) if units is None else units
     _check_arguments(accounts, reps, units, seed, table_format)
@@ -616,7 +630,9 @@ def _reps(rng: np.random.Generator, count: int, acc: _Accounts, period: Period) 
         home[members] = rng.choice(len(METROS), len(members), p=metro_workload / metro_workload.sum())
         base = CAPACITY_BASE_HOURS + CAPACITY_SPREAD_HOURS * rng.beta(2.0, 2.0, len(members))
         scale = workload[index] / (TARGET_UTILISATION * 12 * base.sum())
-        capacity[members] = np.maximum(5 * np.round(base * scale / 5), 5)
+        low, high = CAPACITY_BAND_HOURS  # outside the band, utilisation gives way rather than the hours
+        scale = np.clip(scale, low / CAPACITY_BASE_HOURS, high / (CAPACITY_BASE_HOURS + CAPACITY_SPREAD_HOURS))
+        capacity[members] = np.clip(5 * np.round(base * scale / 5), low, high)
         max_accounts[members] = np.ceil(MAX_ACCOUNTS_FACTOR * accounts_per_segment[index] / len(members))
         industry_weight[members] = np.bincount(acc.industry[in_segment], minlength=len(INDUSTRIES)) + 1.0
 
@@ -638,6 +654,9 @@ def _reps(rng: np.random.Generator, count: int, acc: _Accounts, period: Period) 
     end_day = np.where(leaving, start + rng.integers(0, period_days, count), np.datetime64("NaT"))
     months_employed = HIRED_MONTHS_BEFORE + rng.exponential(MEAN_TENURE_MONTHS, count)
     has_last_year = ~recent & (months_employed >= 12)
+    joined_this_year = ~recent & ~has_last_year  # 4-12 months before the period: still ramping
+    days_employed = np.round(months_employed * DAYS_PER_MONTH).astype(np.int64)
+    start_day = np.where(joined_this_year, start - days_employed, start_day)
 
     id_width = max(4, len(str(count)))
     if count >= 9 * 10 ** (id_width - 1):  # keep the former reps' ids (R9…) free
@@ -673,7 +692,8 @@ def _owners(rng: np.random.Generator, acc: _Accounts, team: _Team,
     """Today's owner (-1: none) and lock of each account: an unbalanced, historically grown assignment.
 
     Each account went to one of the nearest reps of its segment, favouring some reps over others, so
-    books differ clearly in size. Reps who start after the period start own nothing yet.
+    books differ clearly in size; reps who joined in the last year hold smaller books. Reps who start
+    after the period start own nothing yet.
     """
     count = len(acc.segment)
     attractiveness = rng.lognormal(0.0, ATTRACTIVENESS_SIGMA, len(team.segment))
@@ -785,8 +805,9 @@ def _simulate_deals(rng: np.random.Generator, acc: _Accounts, sim: Simulation,
     stage_now = np.minimum((exits < start).sum(axis=1), stages - 1)
     remaining_days = np.cumsum(stage_days[::-1])[::-1]
     expected_close = created + np.round(cycle * remaining_days[0]).astype(np.int64)
-    expected_close = np.where(expected_close < start,
-                              start + np.round(cycle * remaining_days[stage_now]).astype(np.int64),
+    # A close date that has passed was moved by the rep, or not yet: then the deal is overdue.
+    moved = (expected_close < start) & (rng.random(count) >= STALE_CLOSE_SHARE)
+    expected_close = np.where(moved, start + np.round(cycle * remaining_days[stage_now]).astype(np.int64),
                               expected_close)
     return _Deals(account=account, amount=amount, created=created, closed=closed, won=lost_at == stages,
                   last_stage=last_stage, stage_now=stage_now, expected_close=expected_close,
