@@ -31,7 +31,7 @@ NonNegative = Annotated[float, Strict(), Field(ge=0)]  # hours and multipliers i
 
 HOURS_IN_A_MONTH = 744  # 31 days × 24 h: no rep gives more hours than a month has
 FIRST_YEAR, LAST_YEAR = 1900, 2200  # dates outside these years are typing mistakes
-MAX_HIRES = 10_000  # per entry of capacity.hires: each hire becomes a row of the reps table
+MAX_HIRES = 10_000  # in capacity.hires, in all: each hire becomes a row of the reps table
 MAX_TRIALS = 1_000_000  # simulated periods: the results hold reps × trials figures
 MAX_TERRITORIES = 10_000
 
@@ -212,7 +212,7 @@ class Capacity(Section):
     default_ramp: dict[str, str] = F(
         lambda: {"smb": "smb", "mid_market": "mid_market", "enterprise": "enterprise"},
         "Ramp curve used for a segment when a rep or hire names none ('standard' for other segments).")
-    hires: tuple[Hire, ...] = F((), "Planned hires during the period.")
+    hires: tuple[Hire, ...] = F((), f"Planned hires during the period (at most {MAX_HIRES:,} in all).")
     annual_attrition: Float = F(0.30, "Share of reps leaving in a year (field: 25-35%).",
                                 unit="share/year", ge=0, lt=1)
     backfill_lag_months: Float = F(3.0, "Months a vacated book stays open before a new hire starts "
@@ -230,6 +230,9 @@ class Capacity(Section):
         for segment, name in self.default_ramp.items():
             if name not in self.ramp_curves:
                 raise ValueError(f"default_ramp for '{segment}' names unknown curve '{name}'")
+        total = sum(hire.count for hire in self.hires)
+        if total > MAX_HIRES:  # each hire becomes a row of the reps table
+            raise ValueError(f"capacity.hires add up to {total:,} hires; at most {MAX_HIRES:,} in all")
         return self
 
     def ramp_name_for(self, segment: str, profile: str = "") -> str:

@@ -137,6 +137,8 @@ def test_yaml_exponents_are_numbers(tiny):
     ("assignment: {workload_model: {hours_by_segment: {smb: true}}}",
      "assignment.workload_model.hours_by_segment.smb", "valid number"),
     ("capacity: {hires: [{segment: smb, count: 1000000000}]}", "capacity.hires.0.count", "10000"),
+    ("capacity: {hires: [{segment: smb, count: 6000}, {segment: smb, count: 6000}]}", "capacity",
+     "add up to 12,000 hires"),
     ("simulation: {trials: 1000000000}", "simulation.trials", "1000000"),
     ("territory: {count: 1000000000}", "territory.count", "10000"),
     ("capacity: {hours_per_month: 800}", "capacity.hours_per_month", "744"),
