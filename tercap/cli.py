@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 import tercap
-from tercap.errors import Problem, ScenarioError, TercapError
+from tercap.errors import Problem, ScenarioError, TercapError, count_problems
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 MAX_LISTED_PROBLEMS = 50
@@ -46,7 +46,7 @@ def _print_problems(problems: tuple[Problem, ...], title: str, style: str) -> No
         err.print(f"  • [bold]{problem.location()}[/]: {problem.message}", highlight=False, markup=True,
                   soft_wrap=True)
     if len(problems) > MAX_LISTED_PROBLEMS:
-        err.print(f"  … and {len(problems) - MAX_LISTED_PROBLEMS} more")
+        err.print(f"  … and {count_problems(problems[MAX_LISTED_PROBLEMS:])} more")
 
 
 def _load(path: Path) -> tercap.Scenario:
@@ -71,7 +71,7 @@ def _root(
 def validate(path: ScenarioPath) -> None:
     """Check a scenario file and its tables; list every error with file, row and column."""
     scenario = _load(path)
-    _print_problems(scenario.warnings, f"{len(scenario.warnings)} warning(s):", "yellow")
+    _print_problems(scenario.warnings, f"{count_problems(scenario.warnings)} warning(s):", "yellow")
     out.print(f"[green]✓[/] {path} is valid: {len(scenario.accounts):,} accounts, "
               f"{len(scenario.reps):,} reps.", highlight=False)
 
@@ -122,7 +122,7 @@ def info(path: ScenarioPath) -> None:
         table.add_row(str(region), f"{row.accounts:,}", _money(row.potential), _money(row.workload_h),
                       f"{row.reps:,}")
     out.print(table)
-    _print_problems(scenario.warnings, f"{len(scenario.warnings)} warning(s):", "yellow")
+    _print_problems(scenario.warnings, f"{count_problems(scenario.warnings)} warning(s):", "yellow")
 
 
 @app.command()
@@ -161,7 +161,7 @@ def plan_command(
     from tercap.runfolder import run_folder
 
     scenario = _load(path)
-    _print_problems(scenario.warnings, f"{len(scenario.warnings)} warning(s):", "yellow")
+    _print_problems(scenario.warnings, f"{count_problems(scenario.warnings)} warning(s):", "yellow")
     started = time.perf_counter()
     with err.status("planning …") as status:
         result = make_plan(scenario, solver, progress=lambda message: status.update(f"{message} …"))
@@ -219,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except ScenarioError as exc:
-        _print_problems(exc.errors, f"✗ the scenario has {len(exc.errors)} error(s):", "bold red")
-        _print_problems(exc.warnings, f"and {len(exc.warnings)} warning(s):", "yellow")
+        _print_problems(exc.errors, f"✗ the scenario has {exc.error_count} error(s):", "bold red")
+        _print_problems(exc.warnings, f"and {exc.warning_count} warning(s):", "yellow")
         return EXIT_BAD_INPUT
-    except (TercapError, FileExistsError, ValueError) as exc:
+    except (TercapError, FileExistsError) as exc:
         err.print(f"[bold red]✗[/] {exc}", highlight=False)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

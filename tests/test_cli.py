@@ -100,8 +100,6 @@ def test_bad_yaml_values_exit_2_as_scenario_errors(tiny, capsys):
     assert code == 2 and "line 2" in text and "not a valid date: 2027-02-30" in text and "Traceback" not in text
 
 
-@pytest.mark.xfail(reason="cli.py prints len(exc.errors), the lines shown; it should print exc.error_count "
-                          "(the change is described in the issue 2 report)", strict=False)
 def test_validate_counts_every_error_not_the_lines_shown(tiny, capsys):
     rows = "".join(f"B{i},Bulk {i},40.0,-75.0,,retail,smb,-5,,,,\n" for i in range(500))
     tiny.write("accounts.csv", tiny.files["accounts.csv"] + rows)

@@ -6,10 +6,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import tercap.plotting as plotting  # noqa: E402
-from tercap.profiles import SolverProfile  # noqa: E402
+import tercap.plotting as plotting
+from tercap.profiles import SolverProfile
 
-from .assign.instances import tiny_scenario  # noqa: E402
+from .assign.instances import tiny_scenario
 
 
 def test_balance_figure_has_a_bar_per_active_rep():

@@ -16,6 +16,12 @@ import numpy as np
 from tercap.assign.compile import CompiledAssignment
 
 PENALTY = 1e5  # per % of a rep's target (or per account) by which a hard constraint is broken
+RELATIVE_SLACK = 1e-9  # sums of floats may pass a bound by this much without breaking it
+
+
+def _excess(value: np.ndarray, bound: np.ndarray | float) -> np.ndarray:
+    """How far `value` is above `bound`, ignoring float noise."""
+    return np.maximum(value - bound - RELATIVE_SLACK * (1.0 + np.abs(bound)), 0.0)
 
 
 @dataclass
@@ -82,23 +88,22 @@ class LocalSearch:
     def _rep_penalty(self, workload: np.ndarray, potential: np.ndarray, count: np.ndarray,
                      reps: np.ndarray) -> np.ndarray:
         """PENALTY × how far a rep's loads break capacity, most accounts and hard bands."""
-        broken = (np.maximum(workload - self.capacity[reps], 0) * self.w_unit[reps]
+        broken = (_excess(workload, self.capacity[reps]) * self.w_unit[reps]
                   + np.maximum(count - self.max_accounts[reps], 0))
         if self.hard_bands:
             band = self.banded[reps]
-            broken = broken + np.where(band, (np.maximum(self.w_lo[reps] - workload, 0)
-                                              + np.maximum(workload - self.w_hi[reps], 0)) * self.w_unit[reps]
-                                       + (np.maximum(self.p_lo[reps] - potential, 0)
-                                          + np.maximum(potential - self.p_hi[reps], 0)) * self.p_unit[reps], 0)
+            outside_w = _excess(self.w_lo[reps], workload) + _excess(workload, self.w_hi[reps])
+            outside_p = _excess(self.p_lo[reps], potential) + _excess(potential, self.p_hi[reps])
+            broken = broken + np.where(band, outside_w * self.w_unit[reps] + outside_p * self.p_unit[reps], 0)
         return PENALTY * broken
 
     def _moved_penalty(self, moved: np.ndarray | float, moved_potential: np.ndarray | float) -> np.ndarray:
         """PENALTY × how far the moved count and moved potential exceed their caps."""
         broken = np.zeros_like(np.asarray(moved, dtype=float))
         if self.count_cap is not None:
-            broken = broken + np.maximum(np.asarray(moved, dtype=float) - self.count_cap, 0)
+            broken = broken + _excess(np.asarray(moved, dtype=float), self.count_cap)
         if self.potential_cap is not None:
-            broken = broken + np.maximum(np.asarray(moved_potential) - self.potential_cap, 0) * 100.0 / max(
+            broken = broken + _excess(np.asarray(moved_potential, dtype=float), self.potential_cap) * 100.0 / max(
                 self.potential_cap, 1.0)
         return PENALTY * broken
 
