@@ -48,7 +48,7 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
 
     scenario = with_enough_capacity(tercap.load(scenario_path))
     if baseline:
-        scenario = scenario.replace(assignment={"eligibility": {"nearest_reps": None}})
+        scenario = scenario.replace(assignment={"eligibility": {"nearest_reps": 0}})  # 0: every eligible rep
         began = time.perf_counter()
         compiled = compile_assignment(scenario)
         # the whole dense model to the solver, no decomposition, no warm start
@@ -61,7 +61,8 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
         if result.x is not None:
             objective = compiled.model.objective(compiled.solution_from(compiled.choice_from(result.x)))
         gap = None if objective is None or lp.objective is None else (objective - lp.objective) / objective
-        return {"pairs": compiled.num_pairs, "status": result.status.value, "solver_status": result.solver_status,
+        return {"variables": compiled.model.num_cols, "status": result.status.value,
+                "solver_status": result.solver_status,
                 "first_plan_s": seconds if objective is not None else None,
                 "to_1pct_s": seconds if gap is not None and gap <= 0.01 else None, "total_s": seconds,
                 "gap": gap, "objective": objective, "bound": lp.objective}
@@ -79,7 +80,7 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
             first = elapsed
     if stats.gap is not None and stats.gap <= 0.01:
         to_1pct = stats.seconds
-    return {"pairs": stats.variables, "status": stats.status.value, "solver_status": stats.solver_status,
+    return {"variables": stats.variables, "status": stats.status.value, "solver_status": stats.solver_status,
             "first_plan_s": first, "to_1pct_s": to_1pct, "total_s": total, "gap": stats.gap,
             "objective": stats.objective, "bound": stats.bound, "widening": stats.widening,
             "violations": len(plan.violations)}
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=None, help="seconds (default: 60, 600 past 50k)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--baseline-limit", type=int, default=20_000, help="largest accounts count for the baseline")
+    parser.add_argument("--title", default="", help="suffix of the RESULTS.md section (one section per title)")
     args = parser.parse_args()
 
     rows = []
@@ -124,19 +126,20 @@ def main() -> None:
                     rows.append((size, backend, "dense MIP baseline", limit, base))
                     print(size, backend, "baseline", base, flush=True)
 
-    lines = [SECTION, "",
+    section = f"{SECTION}: {args.title}" if args.title else SECTION
+    lines = [section, "",
              "Generated scenarios (`generate_scenario(..., seed=1)`), default profile with the backend shown,",
              "against the baseline: the dense model (every same-segment rep eligible) handed whole to the",
              "same solver as one MIP, same time limit, same run. Gap: (objective − LP bound) / objective.",
              f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}, "
              "with:", "", "```", " ".join(["python", *sys.argv]).replace(sys.executable, ".venv/bin/python"), "```", "",
-             "| accounts × reps | backend | method | limit s | pairs | first plan s | to 1% s | total s | final gap |"
-             " peak GiB | status |",
+             "| accounts × reps | backend | method | limit s | variables | first plan s | to 1% s | total s |"
+             " final gap | peak GiB | status |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     by_case: dict[tuple[str, str], dict[str, dict]] = {}
     for size, backend, method, limit, f in rows:
         by_case.setdefault((size, backend), {})[method] = f
-        lines.append(f"| {size} | {backend} | {method} | {limit:.0f} | {f.get('pairs', 0):,} | "
+        lines.append(f"| {size} | {backend} | {method} | {limit:.0f} | {f.get('variables', 0):,} | "
                      f"{_fmt(f.get('first_plan_s'), '{:.1f}')} | {_fmt(f.get('to_1pct_s'), '{:.1f}')} | "
                      f"{_fmt(f.get('total_s'), '{:.1f}')} | {_fmt(f.get('gap'), '{:.2%}')} | "
                      f"{_fmt(f.get('peak_gib'), '{:.2f}')} | {f.get('status')} |")
@@ -149,7 +152,7 @@ def main() -> None:
                           f"{_fmt(base.get('gap'), '{:.2%}')} ({base.get('status')})")
     if ratios:
         lines += ["", "Ratios against the baseline (same run):", *ratios]
-    update_section(SECTION, "\n".join(lines) + "\n")
+    update_section(section, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
