@@ -72,14 +72,10 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
     plan = tercap.plan(scenario, profile)
     total = time.perf_counter() - began
     stats = plan.stats
-    # first plan: end of the residual MIP (decompose) or of the warm start; 1%: when the gap first fell under 1%
-    elapsed, first, to_1pct = 0.0, None, None
-    for name, seconds, _note in stats.phases:
-        elapsed += seconds
-        if first is None and (name.startswith("residual") or name.startswith("repair") or "mip" in name):
-            first = elapsed
-    if stats.gap is not None and stats.gap <= 0.01:
-        to_1pct = stats.seconds
+    # first plan and 1%: when the first plan, and the first plan within 1% of the final bound, were found
+    first = stats.incumbents[0][0] if stats.incumbents else None
+    to_1pct = next((seconds for seconds, value in stats.incumbents
+                    if stats.bound is not None and (value - stats.bound) / abs(value) <= 0.01), None)
     return {"variables": stats.variables, "status": stats.status.value, "solver_status": stats.solver_status,
             "first_plan_s": first, "to_1pct_s": to_1pct, "total_s": total, "gap": stats.gap,
             "objective": stats.objective, "bound": stats.bound, "widening": stats.widening,

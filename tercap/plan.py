@@ -35,6 +35,7 @@ class SolveStats:
     constraints: int
     phases: tuple[tuple[str, float, str], ...] = ()
     widening: int = 0  # times the k-nearest neighbourhoods were doubled to find a plan
+    incumbents: tuple[tuple[float, float], ...] = ()  # (seconds, objective) each time a better plan was found
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +81,7 @@ class Plan:
             "neighbourhood_widening": s.widening,
             "kpis": self.kpis, "violations": list(self.violations), "diagnosis": list(self.diagnosis),
             "phases": [{"phase": name, "seconds": round(sec, 3), "note": note} for name, sec, note in s.phases],
+            "incumbents": [{"seconds": round(sec, 3), "objective": value} for sec, value in s.incumbents],
         }
 
     def __repr__(self) -> str:

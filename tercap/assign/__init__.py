@@ -112,7 +112,7 @@ def build_plan(scenario: Scenario, compiled: CompiledAssignment, outcome: SolveO
         solver_status=outcome.solver_status, objective=outcome.objective,
         terms=model.term_values(x) if x is not None else {}, weights=dict(model.weights), bound=outcome.bound,
         gap=outcome.gap, seconds=outcome.seconds, variables=model.num_cols, constraints=model.num_rows,
-        phases=outcome.phases, widening=compiled.widening)
+        phases=outcome.phases, widening=compiled.widening, incumbents=outcome.incumbents)
     kpis = _kpis(assignments, reps, inputs.account_owner >= 0, compiled.target_potential) if outcome.chosen \
         is not None else {}
     return Plan(scenario.name, assignments, reps, stats, kpis, (), diagnosis)

@@ -39,6 +39,7 @@ class SolveOutcome:
     strategy: str
     solver_status: str
     phases: tuple[tuple[str, float, str], ...] = field(default=())  # (phase, seconds, note)
+    incumbents: tuple[tuple[float, float], ...] = field(default=())  # (seconds, objective) at each better plan
 
     @property
     def gap(self) -> float | None:
@@ -54,7 +55,13 @@ class _Clock:
         self.began = time.perf_counter()
         self.deadline = self.began + limit
         self.phases: list[tuple[str, float, str]] = []
+        self.incumbents: list[tuple[float, float]] = []
         self._mark = self.began
+
+    def incumbent(self, objective: float) -> None:
+        """Record a better plan's objective and when it was found."""
+        if not self.incumbents or objective < self.incumbents[-1][1] - 1e-12:
+            self.incumbents.append((self.elapsed(), objective))
 
     def left(self) -> float:
         return max(self.deadline - time.perf_counter(), 0.0)
@@ -86,11 +93,11 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     clock.phase("lp relaxation", lp.solver_status)
     if lp.status is SolveStatus.INFEASIBLE:
         return SolveOutcome(None, SolveStatus.INFEASIBLE, None, None, clock.elapsed(), "highs", strategy,
-                            lp.solver_status, tuple(clock.phases))
+                            lp.solver_status, tuple(clock.phases), tuple(clock.incumbents))
     lp_bound = lp.objective if lp.status is SolveStatus.OPTIMAL else None
     if lp.x is None:
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, None, clock.elapsed(), "highs", strategy,
-                            lp.solver_status, tuple(clock.phases))
+                            lp.solver_status, tuple(clock.phases), tuple(clock.incumbents))
 
     search = LocalSearch(compiled)
     backend = get_backend(profile.backend)
@@ -104,26 +111,31 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
             chosen, solver_status, timed_out = _decompose(compiled, lp, backend, profile, clock)
     except ProvenInfeasible as proof:
         return SolveOutcome(None, SolveStatus.INFEASIBLE, None, None, clock.elapsed(), backend.name, strategy,
-                            str(proof), tuple(clock.phases))
-    if strategy == "mip" and clock.left() > 0:
-        warm = compiled.solution_from(chosen) if chosen is not None else None
+                            str(proof), tuple(clock.phases), tuple(clock.incumbents))
+    warm = compiled.solution_from(chosen) if chosen is not None else None
+    if warm is not None and search.penalty(chosen) == 0:
+        clock.incumbent(model.objective(warm))
+    proven_by_decompose = warm is not None and (relative_gap(model.objective(warm), lp_bound) or 1.0) <= profile.mip_gap
+    if strategy == "mip" and clock.left() > 0 and not proven_by_decompose:
         result = backend.solve(model, _limits(profile, clock.left()), warm_start=warm)
         clock.phase(f"{backend.name} mip", result.solver_status)
         solver_status = result.solver_status
         if result.status is SolveStatus.INFEASIBLE:
             return SolveOutcome(None, SolveStatus.INFEASIBLE, None, lp_bound, clock.elapsed(), backend.name,
-                                strategy, solver_status, tuple(clock.phases))
+                                strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
         timed_out = result.status is SolveStatus.TIME_LIMIT
         if result.x is not None:
             candidate = compiled.choice_from(result.x)
-            if chosen is None or model.objective(compiled.solution_from(candidate)) <= model.objective(warm) + 1e-9:
+            value = model.objective(compiled.solution_from(candidate))
+            if chosen is None or value <= model.objective(warm) + 1e-9:
                 chosen = candidate
+                clock.incumbent(value)
         if result.bound is not None:
             lp_bound = result.bound if lp_bound is None else max(lp_bound, result.bound)
 
     if chosen is None:
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
-                            strategy, solver_status, tuple(clock.phases))
+                            strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
     if profile.lns_rounds and strategy != "mip" and search.penalty(chosen) == 0:
         chosen = _polish(compiled, chosen, lp_bound, backend, profile, clock)
     if profile.local_search and clock.left() > 0:
@@ -132,8 +144,9 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     feasible = search.penalty(chosen) == 0 and not model.violations(compiled.solution_from(chosen))
     if not feasible:
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
-                            strategy, solver_status, tuple(clock.phases))
+                            strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
     objective = model.objective(compiled.solution_from(chosen))
+    clock.incumbent(objective)
     if lp_bound is not None:  # a plan's objective caps the optimum: a bound above it is rounding
         lp_bound = min(lp_bound, objective)
     gap = relative_gap(objective, lp_bound)
@@ -144,7 +157,7 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     else:
         status = SolveStatus.FEASIBLE
     return SolveOutcome(chosen, status, objective, lp_bound, clock.elapsed(), backend.name, strategy,
-                        solver_status, tuple(clock.phases))
+                        solver_status, tuple(clock.phases), tuple(clock.incumbents))
 
 
 def _solve_part(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray, backend: Backend,
@@ -222,6 +235,7 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
         value = model.objective(compiled.solution_from(candidate))
         if value < best - 1e-9:
             chosen, best, improved = candidate, value, improved + 1
+            clock.incumbent(value)
     clock.phase("neighbourhood search", f"{improved} improving rounds")
     return chosen
 
