@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -19,6 +21,8 @@ from tercap.status import SolveStatus
 
 __all__ = ["build_plan", "compile_assignment", "plan"]
 
+MIN_ATTEMPT_SECONDS = 5.0  # a widened neighbourhood gets at least this long, even past the time limit
+
 
 def _profile(scenario: Scenario, solver: str | SolverProfile | None) -> SolverProfile:
     if isinstance(solver, SolverProfile):
@@ -35,11 +39,13 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
     profile = _profile(scenario, solver)
     say = progress or (lambda _message: None)
     say("compiling the model")
+    began = time.perf_counter()
     compiled = compile_assignment(scenario)
     while True:
         say(f"solving: {compiled.num_pairs:,} eligible pairs, {compiled.model.num_rows:,} constraints "
             f"({profile.name} profile, {profile.backend})")
-        outcome = solve_compiled(compiled, profile)
+        left = max(profile.time_limit - (time.perf_counter() - began), MIN_ATTEMPT_SECONDS)
+        outcome = solve_compiled(compiled, dataclasses.replace(profile, time_limit=left))
         nearest, _ = nearness(scenario.settings.assignment.eligibility, compiled.widening)
         if outcome.status is not SolveStatus.INFEASIBLE or nearest is None:
             break
