@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -128,7 +129,7 @@ def main() -> None:
              "against the baseline: the dense model (every same-segment rep eligible) handed whole to the",
              "same solver as one MIP, same time limit, same run. Gap: (objective − LP bound) / objective.",
              f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}, "
-             "with:", "", "```", " ".join(["python", *sys.argv]).replace(sys.executable, ".venv/bin/python"), "```", "",
+             "with:", "", "```", shlex.join([".venv/bin/python", *sys.argv]), "```", "",
              "| accounts × reps | backend | method | limit s | variables | first plan s | to 1% s | total s |"
              " final gap | peak GiB | status |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
