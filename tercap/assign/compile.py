@@ -61,6 +61,14 @@ class CompiledAssignment:
         found[self.pairs.account[is_owner]] = np.flatnonzero(is_owner)
         return found
 
+    @property
+    def workload_ceiling(self) -> np.ndarray:
+        """Per rep, the most workload a plan may give it: capacity, or the hard band's top if lower."""
+        capacity = self.inputs.rep_capacity
+        if self.mode != "balanced" or not self.hard_balance:
+            return capacity.copy()
+        return np.where(self.target_workload > 0, np.minimum(capacity, self.workload_band[1]), capacity)
+
     def choice_from(self, x: np.ndarray) -> np.ndarray:
         """Per account, the chosen pair index (or -1: unassigned), from an integral solution."""
         chosen = np.full(self.inputs.num_accounts, -1, dtype=np.int64)

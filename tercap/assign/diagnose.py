@@ -53,9 +53,7 @@ def necessary_checks(scenario: Scenario, compiled: CompiledAssignment) -> list[s
     if locked.size:
         owner = inputs.account_owner[locked]
         locked_work = np.bincount(owner, inputs.account_workload[locked], minlength=inputs.num_reps)
-        upper = np.minimum(inputs.rep_capacity, compiled.workload_band[1]) if compiled.mode == "balanced" and \
-            compiled.hard_balance else inputs.rep_capacity
-        upper = np.where(compiled.target_workload > 0, upper, inputs.rep_capacity)
+        upper = compiled.workload_ceiling
         for rep in np.flatnonzero(locked_work > upper + 1e-9):
             what = "capacity" if upper[rep] >= inputs.rep_capacity[rep] - 1e-9 else "workload band top"
             findings.append(f"accounts locked to {inputs.rep_ids[rep]} need {locked_work[rep]:,.0f} h, more than "

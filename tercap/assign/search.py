@@ -223,9 +223,7 @@ def regret_greedy(compiled: CompiledAssignment) -> np.ndarray:
     p = len(pairs)
     cost = compiled.model.cost[:p]
     start = compiled.pair_start
-    room = np.minimum(inputs.rep_capacity, compiled.workload_band[1]) if compiled.mode == "balanced" and \
-        compiled.hard_balance else inputs.rep_capacity.copy()
-    room = np.where(compiled.target_workload > 0, room, inputs.rep_capacity).astype(float).copy()
+    room = compiled.workload_ceiling.astype(float)
     slots = np.where(inputs.rep_max_accounts >= 0, inputs.rep_max_accounts, np.iinfo(np.int64).max).astype(float)
     chosen = np.full(inputs.num_accounts, -1, dtype=np.int64)
 
