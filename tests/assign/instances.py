@@ -10,6 +10,7 @@ import pandas as pd
 
 import tercap
 from tercap.assign.compile import CompiledAssignment
+from tercap.scenario.schema import deep_merge
 
 INDUSTRIES = ("retail", "health", "tech")
 
@@ -35,21 +36,8 @@ def tiny_scenario(seed: int, accounts: int = 6, reps: int = 3, **sections: Any) 
     })
     settings = {"period": {"start": "2027-01-01"},
                 "assignment": {"balance": {"workload_tolerance": 0.6, "potential_tolerance": 0.9},
-                               "eligibility": {"nearest_reps": None}}}
-    for key, value in sections.items():
-        settings[key] = _merge(settings.get(key, {}), value)
-    tables = {"reps": rep_table, "accounts": account_table}
-    if "pairs" in sections.get("_tables", {}):
-        tables["pairs"] = sections["_tables"]["pairs"]
-    settings.pop("_tables", None)
-    return tercap.Scenario.from_tables(settings, tables)
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+                               "eligibility": {"nearest_reps": 0}}}  # 0: every eligible rep
+    return tercap.Scenario.from_tables(deep_merge(settings, sections), {"reps": rep_table, "accounts": account_table})
 
 
 def brute_force(compiled: CompiledAssignment, allow_unassigned: bool = True) -> tuple[float | None, np.ndarray | None]:
