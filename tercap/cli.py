@@ -49,10 +49,6 @@ def _print_problems(problems: tuple[Problem, ...], title: str, style: str) -> No
         err.print(f"  … and {count_problems(problems[MAX_LISTED_PROBLEMS:])} more")
 
 
-def _load(path: Path) -> tercap.Scenario:
-    return tercap.load(path)
-
-
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
@@ -70,7 +66,7 @@ def _root(
 @app.command()
 def validate(path: ScenarioPath) -> None:
     """Check a scenario file and its tables; list every error with file, row and column."""
-    scenario = _load(path)
+    scenario = tercap.load(path)
     _print_problems(scenario.warnings, f"{count_problems(scenario.warnings)} warning(s):", "yellow")
     out.print(f"[green]✓[/] {path} is valid: {len(scenario.accounts):,} accounts, "
               f"{len(scenario.reps):,} reps.", highlight=False)
@@ -92,7 +88,7 @@ def _money(value: float) -> str:
 @app.command()
 def info(path: ScenarioPath) -> None:
     """Summarise a scenario: counts, workload against capacity, potential by segment and region."""
-    scenario = _load(path)
+    scenario = tercap.load(path)
     period = scenario.period
     out.print(f"[bold]{scenario.name}[/]  {period.label}  {period.start} → {period.end} "
               f"({period.months} months)", highlight=False)
@@ -160,7 +156,7 @@ def plan_command(
     from tercap.assign import plan as make_plan
     from tercap.runfolder import run_folder
 
-    scenario = _load(path)
+    scenario = tercap.load(path)
     _print_problems(scenario.warnings, f"{count_problems(scenario.warnings)} warning(s):", "yellow")
     started = time.perf_counter()
     with err.status("planning …") as status:

@@ -61,8 +61,7 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
         violations = tuple(check_assignment(scenario, result.assignments[["account_id", "rep_id"]],
                                             compiled.widening))
         if violations:
-            result = Plan(result.scenario, result._assignments, result._reps, result.stats, result.kpis,
-                          violations, diagnosis)
+            result = dataclasses.replace(result, violations=violations)
     return result
 
 
