@@ -45,6 +45,7 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
     """In this process: compile, solve, and report the figures as a dict."""
     import tercap
     from tercap.assign import compile_assignment
+    from tercap.backends import relative_gap
     from tercap.profiles import SolverProfile
 
     scenario = with_enough_capacity(tercap.load(scenario_path))
@@ -61,7 +62,7 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
         objective = None
         if result.x is not None:
             objective = compiled.model.objective(compiled.solution_from(compiled.choice_from(result.x)))
-        gap = None if objective is None or lp.objective is None else (objective - lp.objective) / objective
+        gap = relative_gap(objective, lp.objective)
         return {"variables": compiled.model.num_cols, "status": result.status.value,
                 "solver_status": result.solver_status,
                 "first_plan_s": seconds if objective is not None else None,
@@ -76,7 +77,7 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
     # first plan and 1%: when the first plan, and the first plan within 1% of the final bound, were found
     first = stats.incumbents[0][0] if stats.incumbents else None
     to_1pct = next((seconds for seconds, value in stats.incumbents
-                    if stats.bound is not None and (value - stats.bound) / abs(value) <= 0.01), None)
+                    if (relative_gap(value, stats.bound) or 1.0) <= 0.01), None)
     return {"variables": stats.variables, "status": stats.status.value, "solver_status": stats.solver_status,
             "first_plan_s": first, "to_1pct_s": to_1pct, "total_s": total, "gap": stats.gap,
             "objective": stats.objective, "bound": stats.bound, "widening": stats.widening,
