@@ -1,7 +1,7 @@
 """An independent checker of every hard constraint of an assignment.
 
 It reads only the Scenario and the plan's (account_id → rep_id) table and recomputes everything
-itself, with pandas and brute-force distances, sharing no code with compilation or search; so a
+itself, with pandas, numpy and its own k-d trees, sharing no code with compilation or search; so a
 bug there cannot hide here. Each violation is a sentence that names the constraint and the subject.
 """
 
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import period_capacity_hours
 
 TOLERANCE = 1e-6
 WIDEST = 3  # beyond this many doublings the engine drops the k-nearest rule
-CHUNK = 2_000
+CHUNK = 10_000  # accounts per k-d tree query, to bound memory
+MAX_MESSAGES = 10  # per rule
 EARTH_KM = 6371.0088
 
 
@@ -25,9 +27,29 @@ def _km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) 
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
-def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: int = 0) -> list[str]:
-    """Every hard constraint that `assignments` (account_id, rep_id) breaks, in words; `widening` is
-    how often the engine doubled the k-nearest neighbourhoods (k × 2^w reps, fill × 2^w accounts)."""
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere: nearer in chord distance is nearer on the globe."""
+    phi, lmb = np.radians(lat), np.radians(lon)
+    return np.column_stack([np.cos(phi) * np.cos(lmb), np.cos(phi) * np.sin(lmb), np.sin(phi)])
+
+
+def _pair_positions(table: pd.DataFrame, accounts: pd.Index, reps: np.ndarray) -> np.ndarray:
+    """Row of `table` (account_id, rep_id) holding each (account, rep) pair; -1 where none does."""
+    table = table.drop_duplicates(["account_id", "rep_id"], keep="last")
+    keys = pd.MultiIndex.from_arrays([table["account_id"].astype(object), table["rep_id"].astype(object)])
+    wanted = pd.MultiIndex.from_arrays([np.asarray(accounts, dtype=object), np.asarray(reps, dtype=object)])
+    return keys.get_indexer(wanted)
+
+
+def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: int = 0, *,
+                     reached: pd.DataFrame | None = None) -> list[str]:
+    """Every hard constraint that `assignments` (account_id, rep_id) breaks, in words.
+
+    `widening` is how often the engine doubled the k-nearest neighbourhoods (k × 2^w reps, fill × 2^w
+    accounts). `reached` (account_id, rep_id) lists pairs the engine declares it gave beyond the nearness
+    rule, to keep the balance bands feasible: an account assigned to such a pair is spared the nearness
+    rule, and only that rule.
+    """
     settings = scenario.settings
     rules = settings.assignment.eligibility
     share = settings.period.months / 12
@@ -57,30 +79,27 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
     owner = frame["current_owner"]
 
     locked = frame[frame["locked"] & (frame["rep"] != owner).fillna(True).to_numpy(dtype=bool)]
-    for account in locked.index[:10]:
+    for account in locked.index[:MAX_MESSAGES]:
         problems.append(f"lock: account {account} is locked to {owner[account]} but goes to {frame.at[account, 'rep']}")
 
-    pairs = scenario.pairs
-    forced: set[tuple[str, str]] = set()
-    banned: set[tuple[str, str]] = set()
-    hours_override: dict[tuple[str, str], float] = {}
-    if pairs is not None:
-        for row in pairs.itertuples(index=False):
-            key = (row.account_id, row.rep_id)
-            if row.eligible is True:
-                forced.add(key)
-            elif row.eligible is False:
-                banned.add(key)
-            if not pd.isna(row.workload_hours):
-                hours_override[key] = float(row.workload_hours)
+    accounts_given, reps_given = assigned.index, assigned["rep"].to_numpy(dtype=object)
+    is_forced = np.zeros(len(assigned), dtype=bool)
+    is_banned = np.zeros(len(assigned), dtype=bool)
+    hours_override = np.full(len(assigned), np.nan)
+    if scenario.pairs is not None and len(scenario.pairs):
+        table = scenario.pairs.drop_duplicates(["account_id", "rep_id"], keep="last")
+        row = _pair_positions(table, accounts_given, reps_given)
+        found = row >= 0
+        eligible = table["eligible"]
+        is_forced[found] = eligible.eq(True).fillna(False).to_numpy(dtype=bool)[row[found]]
+        is_banned[found] = eligible.eq(False).fillna(False).to_numpy(dtype=bool)[row[found]]
+        hours_override[found] = table["workload_hours"].to_numpy(dtype=float)[row[found]]
 
-    keys = list(zip(assigned.index, assigned["rep"], strict=True))
     is_owner = (assigned["rep"] == owner.reindex(assigned.index)).fillna(False).to_numpy(dtype=bool)
-    is_forced = np.array([k in forced for k in keys], dtype=bool)
     exempt = is_owner | is_forced
-    for (account, rep), bad in zip(keys, [k in banned for k in keys], strict=True):
-        if bad and not frame.at[account, "locked"]:
-            problems.append(f"eligibility: the pairs table forbids {account} → {rep}")
+    refused = is_banned & ~assigned["locked"].to_numpy(dtype=bool)
+    for account, rep in zip(accounts_given[refused], reps_given[refused], strict=True):
+        problems.append(f"eligibility: the pairs table forbids {account} → {rep}")
 
     top = pd.Series(False, index=frame.index)
     if rules.top_potential_share > 0:
@@ -93,13 +112,13 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
     need = assigned["need"].to_numpy()
     rule_checked = ~exempt & ~assigned["locked"].to_numpy()
     short = rule_checked & (reps_of["experience_years"].to_numpy() < need - TOLERANCE)
-    for account in assigned.index[short][:10]:
+    for account in assigned.index[short][:MAX_MESSAGES]:
         rep = assigned.at[account, "rep"]
         problems.append(f"eligibility: {account} needs {assigned.at[account, 'need']:g} years of experience; "
                         f"{rep} has {team.at[rep, 'experience_years']:g}")
     if rules.segment_match:
         wrong = rule_checked & (reps_of["segment"].to_numpy() != assigned["segment"].to_numpy())
-        for account in assigned.index[wrong][:10]:
+        for account in assigned.index[wrong][:MAX_MESSAGES]:
             rep = assigned.at[account, "rep"]
             problems.append(f"eligibility: {account} ({assigned.at[account, 'segment']}) goes to {rep}, who sells "
                             f"to {team.at[rep, 'segment']}")
@@ -107,24 +126,26 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
                    reps_of["lat"].to_numpy(dtype=float), reps_of["lon"].to_numpy(dtype=float))
     if rules.max_distance_km is not None:
         far = rule_checked & (distance > rules.max_distance_km * (1 + TOLERANCE))
-        for account in assigned.index[far][:10]:
+        for account in assigned.index[far][:MAX_MESSAGES]:
             problems.append(f"eligibility: {account} is {distance[assigned.index.get_loc(account)]:,.0f} km from "
                             f"{assigned.at[account, 'rep']} (limit {rules.max_distance_km:g} km)")
     if rules.nearest_reps is not None and widening <= WIDEST:
-        problems += _check_nearness(frame, team, assigned, rule_checked, need, distance, rules,
+        near_checked = rule_checked
+        if reached is not None and len(reached):
+            near_checked = rule_checked & (_pair_positions(reached, accounts_given, reps_given) < 0)
+        problems += _check_nearness(frame, team, assigned, near_checked, need, distance, rules.segment_match,
                                     rules.nearest_reps * 2**widening, 2.0 * 2**widening)
 
     workload = assigned["workload_hours"].to_numpy() * share
-    overrides = np.array([hours_override.get(k, np.nan) for k in keys]) * share
-    workload = np.where(np.isnan(overrides), workload, overrides)
+    workload = np.where(np.isnan(hours_override), workload, hours_override * share)
     load = pd.Series(workload, index=assigned.index).groupby(assigned["rep"]).sum().reindex(team.index,
                                                                                             fill_value=0.0)
     over = load > team["capacity"] * (1 + TOLERANCE) + TOLERANCE
-    for rep in load.index[over][:10]:
+    for rep in load.index[over][:MAX_MESSAGES]:
         problems.append(f"capacity: {rep} carries {load[rep]:,.1f} h > capacity {team.at[rep, 'capacity']:,.1f} h")
     counts = assigned.groupby("rep").size().reindex(team.index, fill_value=0)
     limit = pd.to_numeric(team["max_accounts"], errors="coerce")
-    for rep in counts.index[limit.notna() & (counts > limit)][:10]:
+    for rep in counts.index[limit.notna() & (counts > limit)][:MAX_MESSAGES]:
         problems.append(f"max_accounts: {rep} carries {counts[rep]} accounts > {int(limit[rep])}")
 
     if settings.assignment.mode == "balanced" and settings.assignment.balance.hard:
@@ -134,35 +155,67 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
 
 
 def _check_nearness(frame: pd.DataFrame, team: pd.DataFrame, assigned: pd.DataFrame, checked: np.ndarray,
-                    need: np.ndarray, distance: np.ndarray, rules: object, k: int, fill_factor: float) -> list[str]:
-    """The rep is among the account's k nearest eligible reps, or the account among the rep's nearest."""
-    problems = []
+                    need: np.ndarray, distance: np.ndarray, segment_match: bool, k: int,
+                    fill_factor: float) -> list[str]:
+    """The rep is among the account's k nearest eligible reps, or the account among the rep's nearest.
+
+    Accounts are taken a class (segment, need) at a time: an account fails the first test when the k-th
+    nearest rep of its pool is nearer than its own rep, and the second when the rep's fill-th nearest
+    account of the class is nearer than this one.
+    """
+    segment = frame["segment"] if segment_match else pd.Series("", index=frame.index)
+    class_of = frame.groupby([segment, frame["need"]], dropna=False, sort=False).ngroup().to_numpy()
+    position = frame.index.get_indexer(assigned.index)
+    assigned_class = class_of[position]
+    rep_position = team.index.get_indexer(assigned["rep"])
     active = team[team["capacity"] > 0]
-    segment_match = rules.segment_match  # type: ignore[attr-defined]
-    for position in np.flatnonzero(checked):
-        account = assigned.index[position]
-        pool = active if not segment_match else active[active["segment"] == assigned.at[account, "segment"]]
-        pool = pool[pool["experience_years"] >= need[position] - TOLERANCE]
+    lat, lon = frame["lat"].to_numpy(dtype=float), frame["lon"].to_numpy(dtype=float)
+    rep_lat, rep_lon = team["lat"].to_numpy(dtype=float), team["lon"].to_numpy(dtype=float)
+    fill_of = np.zeros(len(assigned), dtype=np.int64)
+    failed = np.zeros(len(assigned), dtype=bool)
+    todo = checked & np.isfinite(distance)  # an account or rep without a place is never nearer than another
+    for group in np.unique(assigned_class[todo]):
+        rows = np.flatnonzero(todo & (assigned_class == group))
+        members = np.flatnonzero(class_of == group)
+        pool = active[active["experience_years"] >= need[rows[0]] - TOLERANCE]
+        if segment_match:
+            pool = pool[pool["segment"] == frame["segment"].iloc[members[0]]]
         if len(pool) <= k:
             continue
-        to_pool = _km(np.full(len(pool), assigned.at[account, "lat"]), np.full(len(pool), assigned.at[account, "lon"]),
-                      pool["lat"].to_numpy(), pool["lon"].to_numpy())
-        rank = int((to_pool < distance[position] - 1e-9).sum())
-        if rank < k:
+        kth_rep = _kth_nearest_km(pool["lat"].to_numpy(dtype=float), pool["lon"].to_numpy(dtype=float),
+                                  lat[position[rows]], lon[position[rows]], k)
+        rows = rows[kth_rep < distance[rows] - 1e-9]
+        if not len(rows):
             continue
-        # Otherwise the account must be among the rep's nearest accounts of its class.
-        rep = assigned.at[account, "rep"]
-        same_class = frame if not segment_match else frame[frame["segment"] == assigned.at[account, "segment"]]
-        same_class = same_class[same_class["need"] == need[position]]
-        fill = int(min(len(same_class), np.ceil(fill_factor * len(same_class) / len(pool))))
-        from_rep = _km(np.full(len(same_class), team.at[rep, "lat"]), np.full(len(same_class), team.at[rep, "lon"]),
-                       same_class["lat"].to_numpy(), same_class["lon"].to_numpy())
-        if int((from_rep < distance[position] - 1e-9).sum()) >= fill:
-            problems.append(f"eligibility: {rep} is not among the {k} nearest eligible reps of {account}, nor "
-                            f"{account} among the {fill} nearest accounts of {rep}")
-        if len(problems) >= 10:
-            break
+        fill = int(min(len(members), np.ceil(fill_factor * len(members) / len(pool))))
+        reps, which = np.unique(rep_position[rows], return_inverse=True)
+        kth_account = _kth_nearest_km(lat[members], lon[members], rep_lat[reps], rep_lon[reps], fill)
+        fill_of[rows] = fill
+        failed[rows] = kth_account[which] < distance[rows] - 1e-9
+    problems = []
+    for row in np.flatnonzero(failed)[:MAX_MESSAGES]:
+        account, rep, fill = assigned.index[row], assigned["rep"].iat[row], fill_of[row]
+        problems.append(f"eligibility: {rep} is not among the {k} nearest eligible reps of {account}, nor "
+                        f"{account} among the {fill} nearest accounts of {rep}")
     return problems
+
+
+def _kth_nearest_km(lat: np.ndarray, lon: np.ndarray, target_lat: np.ndarray, target_lon: np.ndarray,
+                    k: int) -> np.ndarray:
+    """Km from each target to its k-th nearest point; inf where fewer than k points have a place."""
+    placed = np.isfinite(lat) & np.isfinite(lon)
+    lat, lon = lat[placed], lon[placed]
+    result = np.full(len(target_lat), np.inf)
+    if len(lat) < k:
+        return result
+    tree = cKDTree(_unit_vectors(lat, lon))
+    for start in range(0, len(target_lat), CHUNK):
+        part = slice(start, start + CHUNK)
+        _, index = tree.query(_unit_vectors(target_lat[part], target_lon[part]), k=k)
+        index = np.asarray(index).reshape(-1, k)
+        # The largest of the k haversine distances: the k-th even where rounding reorders near-ties.
+        result[part] = _km(target_lat[part, None], target_lon[part, None], lat[index], lon[index]).max(axis=1)
+    return result
 
 
 def _check_bands(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, assigned: pd.DataFrame,
