@@ -35,6 +35,7 @@ class SolveStats:
     constraints: int
     phases: tuple[tuple[str, float, str], ...] = ()
     widening: int = 0  # times the k-nearest neighbourhoods were doubled to find a plan
+    reached_accounts: int = 0  # accounts the plan gives to a rep beyond their nearest, where the bands need it
     incumbents: tuple[tuple[float, float], ...] = ()  # (seconds, objective) each time a better plan was found
 
 
@@ -78,7 +79,7 @@ class Plan:
             "status": s.status.value, "solver_status": s.solver_status, "objective": s.objective,
             "objective_terms": s.terms, "objective_weights": s.weights, "bound": s.bound, "gap": s.gap,
             "seconds": round(s.seconds, 3), "variables": s.variables, "constraints": s.constraints,
-            "neighbourhood_widening": s.widening,
+            "neighbourhood_widening": s.widening, "accounts_beyond_nearest": s.reached_accounts,
             "kpis": self.kpis, "violations": list(self.violations), "diagnosis": list(self.diagnosis),
             "phases": [{"phase": name, "seconds": round(sec, 3), "note": note} for name, sec, note in s.phases],
             "incumbents": [{"seconds": round(sec, 3), "objective": value} for sec, value in s.incumbents],

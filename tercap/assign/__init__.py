@@ -13,6 +13,7 @@ from tercap.assign.check import check_assignment
 from tercap.assign.compile import CompiledAssignment, compile_assignment
 from tercap.assign.diagnose import diagnose
 from tercap.assign.eligibility import nearness
+from tercap.assign.reach import reach_pairs
 from tercap.assign.solve import SolveOutcome, solve_compiled
 from tercap.plan import ASSIGNMENT_COLUMNS, REP_COLUMNS, Plan, SolveStats
 from tercap.profiles import SolverProfile
@@ -41,16 +42,23 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
     say("compiling the model")
     began = time.perf_counter()
     compiled = compile_assignment(scenario)
+    rules = scenario.settings.assignment.eligibility
     while True:
         say(f"solving: {compiled.num_pairs:,} eligible pairs, {compiled.model.num_rows:,} constraints "
             f"({profile.name} profile, {profile.backend})")
-        left = max(profile.time_limit - (time.perf_counter() - began), MIN_ATTEMPT_SECONDS)
-        outcome = solve_compiled(compiled, dataclasses.replace(profile, time_limit=left))
-        nearest, _ = nearness(scenario.settings.assignment.eligibility, compiled.widening)
+        outcome = solve_compiled(compiled, dataclasses.replace(profile, time_limit=_seconds_left(profile, began)))
+        nearest, _ = nearness(rules, compiled.widening)
         if outcome.status is not SolveStatus.INFEASIBLE or nearest is None:
             break
+        if compiled.reach is None:  # first, reach farther reps only where the bands need it
+            reach = reach_pairs(compiled, rules, _seconds_left(profile, began))
+            if reach[0].size:
+                say(f"no plan among the {nearest} nearest reps: {np.unique(reach[0]).size:,} accounts may also go "
+                    "to farther reps where the balance bands need it")
+                compiled = compile_assignment(scenario, compiled.widening, reach)
+                continue
         say(f"no plan among the {nearest} nearest reps: widening the neighbourhoods")
-        compiled = compile_assignment(scenario, compiled.widening + 1)
+        compiled = compile_assignment(scenario, compiled.widening + 1, compiled.reach)
     diagnosis: tuple[str, ...] = ()
     if not outcome.status.has_plan:
         say("diagnosing")
@@ -58,11 +66,24 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
     result = build_plan(scenario, compiled, outcome, profile, diagnosis)
     if result.status.has_plan:
         say("checking every hard constraint")
+        reached = _reached_pairs(compiled, outcome.chosen)
         violations = tuple(check_assignment(scenario, result.assignments[["account_id", "rep_id"]],
-                                            compiled.widening))
+                                            compiled.widening, reached=reached))
         if violations:
             result = dataclasses.replace(result, violations=violations)
     return result
+
+
+def _reached_pairs(compiled: CompiledAssignment, chosen: np.ndarray | None) -> pd.DataFrame:
+    """account_id, rep_id of the chosen pairs that only reach (beyond the nearest reps) allowed."""
+    picked = chosen[chosen >= 0] if chosen is not None else np.zeros(0, dtype=np.int64)
+    picked = picked[compiled.pairs.reached[picked]]
+    return pd.DataFrame({"account_id": compiled.inputs.account_ids[compiled.pairs.account[picked]],
+                         "rep_id": compiled.inputs.rep_ids[compiled.pairs.rep[picked]]})
+
+
+def _seconds_left(profile: SolverProfile, began: float) -> float:
+    return max(profile.time_limit - (time.perf_counter() - began), MIN_ATTEMPT_SECONDS)
 
 
 def build_plan(scenario: Scenario, compiled: CompiledAssignment, outcome: SolveOutcome, profile: SolverProfile,
@@ -117,7 +138,8 @@ def build_plan(scenario: Scenario, compiled: CompiledAssignment, outcome: SolveO
         solver_status=outcome.solver_status, objective=outcome.objective,
         terms=model.term_values(x) if x is not None else {}, weights=dict(model.weights), bound=outcome.bound,
         gap=outcome.gap, seconds=outcome.seconds, variables=model.num_cols, constraints=model.num_rows,
-        phases=outcome.phases, widening=compiled.widening, incumbents=outcome.incumbents)
+        phases=outcome.phases, widening=compiled.widening, incumbents=outcome.incumbents,
+        reached_accounts=int(pairs.reached[chosen[has]].sum()))
     kpis = _kpis(assignments, reps, inputs.account_owner >= 0, compiled.target_potential) if outcome.chosen \
         is not None else {}
     return Plan(scenario.name, assignments, reps, stats, kpis, (), diagnosis)

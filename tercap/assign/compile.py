@@ -47,6 +47,7 @@ class CompiledAssignment:
     moved_cap: tuple[float | None, float | None]  # (count, potential) most that may move
     pair_start: np.ndarray  # pairs of account a are pair_start[a]:pair_start[a + 1]
     widening: int = 0  # how often the k-nearest neighbourhoods were doubled
+    reach: tuple[np.ndarray, np.ndarray] | None = None  # (account, rep) pairs added beyond the nearest reps
 
     @property
     def num_pairs(self) -> int:
@@ -101,17 +102,18 @@ class CompiledAssignment:
         return x
 
 
-def compile_assignment(scenario: Scenario, widening: int = 0) -> CompiledAssignment:
+def compile_assignment(scenario: Scenario, widening: int = 0,
+                       reach: tuple[np.ndarray, np.ndarray] | None = None) -> CompiledAssignment:
     """Compile `scenario` (mode balanced or cost) into a LinearModel; `widening` enlarges the
-    k-nearest neighbourhoods (see eligibility.nearness)."""
+    k-nearest neighbourhoods (see eligibility.nearness); `reach` adds (account, rep) pairs beyond them."""
     settings = scenario.settings.assignment
     inputs = read_inputs(scenario)
-    pairs = eligible_pairs(inputs, settings.eligibility, scenario.pairs, widening)
+    pairs = eligible_pairs(inputs, settings.eligibility, scenario.pairs, widening, reach)
     if settings.mode == "cost":
         compiled = _compile_cost(inputs, pairs, settings.weights.unassigned_penalty)
     else:
         compiled = _compile_balanced(scenario, inputs, pairs)
-    return replace(compiled, widening=widening)
+    return replace(compiled, widening=widening, reach=reach)
 
 
 def _pair_start(pairs: Pairs, num_accounts: int) -> np.ndarray:

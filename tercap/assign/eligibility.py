@@ -31,6 +31,7 @@ class Pairs:
     workload: np.ndarray  # hours over the period (the account's, or the pairs table's)
     distance_km: np.ndarray
     travel: np.ndarray  # km-equivalent: the pairs table's cost, else the distance
+    reached: np.ndarray  # bool: allowed only by reach (beyond the nearest reps, where the bands need it)
 
     def __len__(self) -> int:
         return len(self.account)
@@ -97,20 +98,24 @@ def _eligible_flags(pairs_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd.DataFrame | None,
-                   widening: int = 0) -> Pairs:
+                   widening: int = 0, reach: tuple[np.ndarray, np.ndarray] | None = None) -> Pairs:
     """Every pair that may be chosen.
 
-    Rules (segment, experience, k nearest both ways, widened `widening` times, distance limit), plus each
-    account's current
-    owner (while the owner has capacity in the period), plus the pairs table's `eligible=true` rows,
-    minus its `eligible=false` rows; a locked account keeps only its owner.
+    Rules (segment, experience, k nearest both ways, widened `widening` times, distance limit), plus the
+    `reach` pairs (account, rep) beyond the nearest reps (see reach.py; distance limit still applies), plus
+    each account's current owner (while the owner has capacity in the period), plus the pairs table's
+    `eligible=true` rows, minus its `eligible=false` rows; a locked account keeps only its owner.
     """
     num_reps = inputs.num_reps
     account, rep = _rule_pairs(inputs, rules, widening)
+    by_rule = account.size
+    if reach is not None:
+        account, rep = np.concatenate([account, reach[0]]), np.concatenate([rep, reach[1]])
+    from_reach = np.arange(account.size) >= by_rule
     if rules.max_distance_km is not None:
         near = haversine_km(inputs.account_lat[account], inputs.account_lon[account], inputs.rep_lat[rep],
                             inputs.rep_lon[rep]) <= rules.max_distance_km
-        account, rep = account[near], rep[near]
+        account, rep, from_reach = account[near], rep[near], from_reach[near]
 
     owned = np.flatnonzero(inputs.account_owner >= 0)
     keep_owner = owned[inputs.rep_capacity[inputs.account_owner[owned]] > 0]
@@ -123,9 +128,9 @@ def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd
         extra_reps.append(table_rep[allowed])
         banned = table_account[refused] * num_reps + table_rep[refused]
 
-    key = np.unique(np.concatenate([account * num_reps + rep,
-                                    *[a * num_reps + r for a, r in zip(extra_accounts, extra_reps,
-                                                                       strict=True)]]))
+    ruled = np.concatenate([account[~from_reach] * num_reps + rep[~from_reach],
+                            *[a * num_reps + r for a, r in zip(extra_accounts, extra_reps, strict=True)]])
+    key = np.union1d(ruled, account[from_reach] * num_reps + rep[from_reach])
     key = key[~np.isin(key, banned)]
     locked = np.flatnonzero(inputs.account_locked)
     locked_key = locked * num_reps + inputs.account_owner[locked]
@@ -147,4 +152,5 @@ def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd
         workload[position[given_hours]] = hours[given_hours] * inputs.period_share
         given_cost = present & ~np.isnan(cost)
         travel[position[given_cost]] = cost[given_cost]
-    return Pairs(account=account, rep=rep, workload=workload, distance_km=distance, travel=travel)
+    return Pairs(account=account, rep=rep, workload=workload, distance_km=distance, travel=travel,
+                 reached=~(np.isin(key, ruled) | np.isin(key, locked_key)))

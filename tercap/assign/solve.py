@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from tercap.status import SolveStatus
 
 INTEGRAL = 1 - 1e-6
 LOCAL_SEARCH_SHARE = 0.25  # of the time left, at most, for polishing
+# A part's objective holds the whole plan's constant: a relative gap there is a gap on the whole plan,
+# so a neighbourhood is solved far tighter than the profile's gap, or each would stop at its first fair plan.
+NEIGHBOURHOOD_GAP = 1e-5
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,7 +232,8 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
             ~inputs.account_locked
         if not free.any():
             continue
-        candidate, _ = _solve_part(compiled, chosen, free, backend, _limits(profile, min(10.0, clock.left())))
+        limits = replace(_limits(profile, min(10.0, clock.left())), mip_gap=min(profile.mip_gap, NEIGHBOURHOOD_GAP))
+        candidate, _ = _solve_part(compiled, chosen, free, backend, limits)
         if candidate is None:
             continue
         value = model.objective(compiled.solution_from(candidate))

@@ -32,7 +32,7 @@ def example_plan(example) -> tercap.Plan:
 
 
 def test_example_plan_is_feasible_checked_and_bounded(example, example_plan):
-    assert example_plan.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+    assert example_plan.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.TIME_LIMIT)
     assert example_plan.violations == ()
     stats = example_plan.stats
     assert stats.bound <= stats.objective and stats.gap < 0.02
@@ -135,7 +135,7 @@ def test_cli_plan_writes_the_run_folder(tmp_path, capsys):
                                   "potential", "potential_share", "travel_km", "moved_in", "moved_out",
                                   "industry_match_share"]
     summary = json.loads((tmp_path / "plan" / "summary.json").read_text())
-    assert summary["status"] in ("optimal", "feasible") and summary["profile"] == "quick"
+    assert summary["status"] in ("optimal", "feasible", "time_limit") and summary["profile"] == "quick"
     assert not any(p.name.startswith(".staging") for p in tmp_path.iterdir())
 
 
