@@ -20,8 +20,9 @@ class SolverProfile:
     Strategies: `mip` hands the whole model to the backend; `decompose` solves the LP relaxation,
     fixes the accounts it assigns whole, solves the small residual MIP and polishes by local search;
     `greedy` builds a regret-greedy plan and polishes it; `auto` picks `mip` for models up to
-    `mip_max_pairs` eligible pairs and `decompose` above. After decompose and greedy, up to
-    `lns_rounds` neighbourhoods of `lns_reps` nearby reps are re-solved exactly. Every strategy
+    `mip_max_pairs` eligible pairs and `decompose` above. After decompose and greedy, at least
+    `lns_rounds` neighbourhoods of `lns_reps` nearby reps (and enough to visit every rep three times)
+    are re-solved exactly while time is left. Every strategy
     reports the LP bound.
     """
 
@@ -34,7 +35,7 @@ class SolverProfile:
     seed: int = 0
     mip_max_pairs: int = 20_000
     local_search: bool = True
-    lns_rounds: int = 40  # neighbourhood re-solves after decompose/greedy (0: none)
+    lns_rounds: int = 40  # fewest neighbourhood re-solves after decompose/greedy (0: none)
     lns_reps: int = 6  # reps whose accounts each neighbourhood frees
 
     @classmethod

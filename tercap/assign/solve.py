@@ -27,6 +27,8 @@ LOCAL_SEARCH_SHARE = 0.25  # of the time left, at most, for polishing
 # A part's objective holds the whole plan's constant: a relative gap there is a gap on the whole plan,
 # so a neighbourhood is solved far tighter than the profile's gap, or each would stop at its first fair plan.
 NEIGHBOURHOOD_GAP = 1e-5
+LNS_COVERAGE = 3  # neighbourhood rounds: enough to visit every rep this many times (at least the profile's)
+PART_PAIRS = 200_000  # the largest part widened for an exact completion; beyond it, round and repair
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,7 +142,7 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
                             strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
     if profile.lns_rounds and strategy != "mip" and search.penalty(chosen) == 0:
-        chosen = _polish(compiled, chosen, lp_bound, backend, profile, clock)
+        chosen = _polish(compiled, chosen, lp_bound, _lp_reps(compiled, lp.x), backend, profile, clock)
     if profile.local_search and clock.left() > 0:
         chosen = search.improve(chosen, time.perf_counter() + max(LOCAL_SEARCH_SHARE * clock.left(), 0.2))
         clock.phase("local search")
@@ -186,12 +188,15 @@ def _solve_part(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray
 def _complete_by_mip(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray, backend: Backend,
                      profile: SolverProfile, clock: _Clock, label: str) -> tuple[np.ndarray | None, str, bool]:
     """Keep `base` outside `free` and solve the rest exactly; when that part cannot be completed,
-    widen it to every account of the reps the free accounts could go to (then to everything)."""
+    widen it to every account of the reps the free accounts could go to (then to everything), as long
+    as the part stays within PART_PAIRS eligible pairs (a larger MIP would not finish in time)."""
     pairs = compiled.pairs
     status_word = ""
     for attempt in range(3):
         if clock.left() <= 0:
             return None, status_word, True
+        if attempt and int(free[pairs.account].sum()) > PART_PAIRS:
+            return None, status_word, False
         chosen, result = _solve_part(compiled, base, free, backend, _limits(profile, clock.left() * 0.7))
         status_word = result.solver_status
         clock.phase(f"{label} {attempt + 1}", f"{int(free.sum())} free accounts: {status_word}")
@@ -205,12 +210,24 @@ def _complete_by_mip(compiled: CompiledAssignment, base: np.ndarray, free: np.nd
     return None, status_word, clock.left() <= 0
 
 
-def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | None, backend: Backend,
-            profile: SolverProfile, clock: _Clock) -> np.ndarray:
+def _lp_reps(compiled: CompiledAssignment, x_lp: np.ndarray) -> np.ndarray:
+    """Per account, the rep holding its largest LP share (-1: none)."""
+    pairs = compiled.pairs
+    order = np.lexsort((-x_lp[: compiled.num_pairs], pairs.account))
+    first = np.r_[True, pairs.account[order][1:] != pairs.account[order][:-1]]
+    reps = np.full(compiled.inputs.num_accounts, -1, dtype=np.int64)
+    reps[pairs.account[order][first]] = pairs.rep[order][first]
+    return reps
+
+
+def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | None, lp_reps: np.ndarray,
+            backend: Backend, profile: SolverProfile, clock: _Clock) -> np.ndarray:
     """Large-neighbourhood search: re-solve exactly the accounts of a few neighbouring reps at a time.
 
-    The rounds and the neighbourhoods are fixed by the profile's seed, so the result does not depend
-    on the machine's speed unless the time limit cuts the rounds short."""
+    Rounds seed at reps where the plan departs from the LP relaxation (weighted by how many accounts
+    it moves off their LP rep, to or from that rep), and there are enough of them to visit every rep
+    LNS_COVERAGE times. Seeds follow the profile's seed, so the result does not depend on the
+    machine's speed unless the time limit cuts the rounds short."""
     inputs, pairs, model = compiled.inputs, compiled.pairs, compiled.model
     rng = np.random.default_rng(profile.seed)
     active = np.flatnonzero(inputs.rep_capacity > 0)
@@ -219,15 +236,19 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
     xyz = unit_vectors(inputs.rep_lat, inputs.rep_lon)
     best = model.objective(compiled.solution_from(chosen))
     improved = 0
-    for _ in range(profile.lns_rounds):
+    rounds = max(profile.lns_rounds, int(np.ceil(LNS_COVERAGE * active.size / max(profile.lns_reps, 1))))
+    for _ in range(rounds):
         gap = relative_gap(best, bound)
         if clock.left() < 1.0 or (gap is not None and gap <= profile.mip_gap):
             break
-        seed_rep = rng.choice(active)
+        current = np.where(chosen >= 0, pairs.rep[np.maximum(chosen, 0)], -1)
+        departs = (current != lp_reps) & (lp_reps >= 0) & (current >= 0)
+        weight = (np.bincount(current[departs], minlength=inputs.num_reps)
+                  + np.bincount(lp_reps[departs], minlength=inputs.num_reps))[active] + 0.1
+        seed_rep = rng.choice(active, p=weight / weight.sum())
         group = active[inputs.rep_group[active] == inputs.rep_group[seed_rep]]
         order = np.argsort(((xyz[group] - xyz[seed_rep]) ** 2).sum(axis=1), kind="stable")
         neighbourhood = group[order[: profile.lns_reps]]
-        current = np.where(chosen >= 0, pairs.rep[np.maximum(chosen, 0)], -1)
         free = (np.isin(current, neighbourhood) | np.isin(inputs.account_owner, neighbourhood)) & \
             ~inputs.account_locked
         if not free.any():

@@ -12,6 +12,7 @@ from tercap.model import LinearModel
 from tercap.status import SolveStatus
 
 HIGHS_INF = 1e30
+OVERRUN_FACTOR, OVERRUN_SECONDS = 1.05, 1.0  # past time_limit × factor + seconds, the watchdog interrupts
 
 
 class HighsBackend:
@@ -54,6 +55,14 @@ class HighsBackend:
             solution.value_valid = True
             h.setSolution(solution)
         began = time.perf_counter()
+        deadline = began + float(limits.time_limit) * OVERRUN_FACTOR + OVERRUN_SECONDS
+
+        def watchdog(event: object) -> None:  # HiGHS checks its own time limit too rarely in some phases
+            if time.perf_counter() > deadline:
+                event.interrupt()  # type: ignore[attr-defined]
+
+        h.cbMipInterrupt.subscribe(watchdog)
+        h.cbSimplexInterrupt.subscribe(watchdog)
         h.run()
         seconds = time.perf_counter() - began
 
@@ -71,7 +80,7 @@ class HighsBackend:
             bound, result_status = None, SolveStatus.INFEASIBLE
         else:
             bound = float(info.mip_dual_bound) if is_mip and np.isfinite(info.mip_dual_bound) else None
-            if status == kind.kTimeLimit:
+            if status in (kind.kTimeLimit, kind.kInterrupt):
                 result_status = SolveStatus.TIME_LIMIT if has_solution else SolveStatus.NO_SOLUTION
             else:
                 result_status = SolveStatus.FEASIBLE if has_solution else SolveStatus.NO_SOLUTION
