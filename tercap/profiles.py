@@ -20,9 +20,9 @@ class SolverProfile:
     Strategies: `mip` hands the whole model to the backend; `decompose` solves the LP relaxation,
     fixes the accounts it assigns whole, solves the small residual MIP and polishes by local search;
     `greedy` builds a regret-greedy plan and polishes it; `auto` picks `mip` for models up to
-    `mip_max_pairs` eligible pairs and `decompose` above. After decompose and greedy, at least
-    `lns_rounds` neighbourhoods of `lns_reps` nearby reps (and enough to visit every rep three times)
-    are re-solved exactly while time is left. Every strategy
+    `mip_max_pairs` eligible pairs and `decompose` above. After decompose and greedy, `lns_rounds`
+    neighbourhoods of `lns_reps` nearby reps ("auto": enough to visit every rep three times) are
+    re-solved exactly while time is left. Every strategy
     reports the LP bound.
     """
 
@@ -35,7 +35,7 @@ class SolverProfile:
     seed: int = 0
     mip_max_pairs: int = 20_000
     local_search: bool = True
-    lns_rounds: int = 40  # fewest neighbourhood re-solves after decompose/greedy (0: none)
+    lns_rounds: int | Literal["auto"] = "auto"  # neighbourhood re-solves after decompose/greedy (0: none)
     lns_reps: int = 6  # reps whose accounts each neighbourhood frees
 
     @classmethod
@@ -80,5 +80,7 @@ class SolverProfile:
                               f"got '{self.backend}'")
         if self.strategy not in ("auto", "mip", "decompose", "greedy"):
             raise TercapError(f"{where}: strategy must be auto, mip, decompose or greedy, got '{self.strategy}'")
+        if self.lns_rounds != "auto" and not (isinstance(self.lns_rounds, int) and self.lns_rounds >= 0):
+            raise TercapError(f"{where}: lns_rounds must be \"auto\" or a whole number ≥ 0, got {self.lns_rounds!r}")
         if self.time_limit <= 0 or self.mip_gap < 0 or self.threads < 1:
             raise TercapError(f"{where}: time_limit must be > 0, mip_gap ≥ 0 and threads ≥ 1")

@@ -27,7 +27,7 @@ LOCAL_SEARCH_SHARE = 0.25  # of the time left, at most, for polishing
 # A part's objective holds the whole plan's constant: a relative gap there is a gap on the whole plan,
 # so a neighbourhood is solved far tighter than the profile's gap, or each would stop at its first fair plan.
 NEIGHBOURHOOD_GAP = 1e-5
-LNS_COVERAGE = 3  # neighbourhood rounds: enough to visit every rep this many times (at least the profile's)
+LNS_COVERAGE = 3  # "auto" neighbourhood rounds: enough to visit every rep this many times
 PART_PAIRS = 200_000  # the largest part widened for an exact completion; beyond it, round and repair
 
 
@@ -225,7 +225,7 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
     """Large-neighbourhood search: re-solve exactly the accounts of a few neighbouring reps at a time.
 
     Rounds seed at reps where the plan departs from the LP relaxation (weighted by how many accounts
-    it moves off their LP rep, to or from that rep), and there are enough of them to visit every rep
+    it moves off their LP rep, to or from that rep); "auto" rounds are enough to visit every rep
     LNS_COVERAGE times. Seeds follow the profile's seed, so the result does not depend on the
     machine's speed unless the time limit cuts the rounds short."""
     inputs, pairs, model = compiled.inputs, compiled.pairs, compiled.model
@@ -236,7 +236,8 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
     xyz = unit_vectors(inputs.rep_lat, inputs.rep_lon)
     best = model.objective(compiled.solution_from(chosen))
     improved = 0
-    rounds = max(profile.lns_rounds, int(np.ceil(LNS_COVERAGE * active.size / max(profile.lns_reps, 1))))
+    rounds = profile.lns_rounds if profile.lns_rounds != "auto" else \
+        int(np.ceil(LNS_COVERAGE * active.size / max(profile.lns_reps, 1)))
     for _ in range(rounds):
         gap = relative_gap(best, bound)
         if clock.left() < 1.0 or (gap is not None and gap <= profile.mip_gap):
