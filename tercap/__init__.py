@@ -7,6 +7,7 @@ from tercap.errors import Problem, ScenarioError, Severity, TercapError
 from tercap.plan import Plan
 from tercap.profiles import SolverProfile
 from tercap.scenario import Scenario, Settings, load
+from tercap.simulate import SimulationResult, simulate
 from tercap.status import SolveStatus
 
 try:
@@ -14,5 +15,5 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["Plan", "Problem", "Scenario", "ScenarioError", "Settings", "Severity", "SolveStatus", "SolverProfile",
-           "TercapError", "__version__", "load", "plan"]
+__all__ = ["Plan", "Problem", "Scenario", "ScenarioError", "Settings", "Severity", "SimulationResult", "SolveStatus",
+           "SolverProfile", "TercapError", "__version__", "load", "plan", "simulate"]

@@ -180,6 +180,67 @@ def plan_command(
     _print_plan(result, time.perf_counter() - started, target)
 
 
+@app.command("simulate")
+def simulate_command(
+    path: ScenarioPath,
+    plan_dir: Annotated[Path | None, typer.Option("--plan", help="Run folder of a plan (its "
+                                                  "plan/assignments.csv); default: today's owners.")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials (default: the scenario's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed (default: the scenario's).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes on this machine.")] = 1,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")
+                       ] = None,
+) -> None:
+    """Stress-test a plan by Monte Carlo: writes sim/reps.csv and sim/company.json."""
+    from tercap.runfolder import run_folder
+    from tercap.simulate import simulate
+
+    scenario = tercap.load(path)
+    plan = _read_plan(plan_dir) if plan_dir else None
+    started = time.perf_counter()
+    with err.status("simulating …") as status:
+        result = simulate(scenario, plan, trials=trials, seed=seed, workers=workers,
+                          progress=lambda done, total: status.update(f"simulating: chunk {done} of {total} …"))
+    target = out_dir or Path("runs") / scenario.name
+    with run_folder(target) as folder:
+        folder.csv("sim/reps.csv", result.reps())
+        folder.json("sim/company.json", result.company())
+    figures = result.company()
+    table = _table(f"Simulation: {result.trials:,} trials in {time.perf_counter() - started:.1f} s", "measure",
+                   "value")
+    table.add_row("revenue P10 / P50 / P90", f"{_money(figures['revenue_p10'])} / {_money(figures['revenue_p50'])} "
+                                             f"/ {_money(figures['revenue_p90'])}")
+    if figures["target"]:
+        table.add_row("company target", _money(figures["target"]))
+        table.add_row("P(hit target)", f"{figures['p_hit_target']:.1%}")
+    if figures["attainment_rate_mean"] is not None:
+        table.add_row("expected attainment rate", f"{figures['attainment_rate_mean']:.1%} "
+                                                  f"({figures['expected_reps_at_quota']:.1f} of "
+                                                  f"{figures['reps_with_quota']} reps at quota)")
+    table.add_row("quotas", figures["quota_basis"])
+    out.print(table)
+    out.print(f"run folder: {target}", highlight=False)
+
+
+class _SavedPlan:
+    """A plan read back from a run folder: what simulation needs of it."""
+
+    def __init__(self, assignments: pd.DataFrame) -> None:
+        self.assignments = assignments
+
+
+def _read_plan(run_dir: Path) -> _SavedPlan:
+    path = run_dir / "plan" / "assignments.csv"
+    if not path.is_file():
+        raise TercapError(f"{path}: no plan there (run `tercap plan` first)")
+    table = pd.read_csv(path, dtype={"account_id": str, "rep_id": str}, keep_default_na=False)
+    missing = {"account_id", "rep_id"} - set(table.columns)
+    if missing:
+        raise TercapError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    table["rep_id"] = table["rep_id"].replace("", None)
+    return _SavedPlan(table)
+
+
 def _print_plan(result: object, seconds: float, target: Path) -> None:
     from tercap.plan import Plan
 

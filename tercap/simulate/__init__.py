@@ -1,0 +1,97 @@
+"""Monte Carlo simulation of the pipeline under a plan: ranges, P(attain quota), P(hit target)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from tercap.scenario import Scenario
+from tercap.scenario.capacity import month_starts
+from tercap.simulate.book import DealBook, build_book
+from tercap.simulate.kernel import BLOCK_TRIALS, BlockOutcome, block_seeds, simulate_blocks
+from tercap.simulate.result import SimulationResult
+
+__all__ = ["DealBook", "SimulationResult", "build_book", "simulate"]
+
+DEFAULT_CHUNK_TRIALS = 2_048
+
+
+def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series | None = None, *,
+             trials: int | None = None, seed: int | None = None, chunk_trials: int = DEFAULT_CHUNK_TRIALS,
+             workers: int = 1, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    """Simulate the period under `plan` (a Plan; None: the scenario's current owners).
+
+    `quotas` (rep_id → quota) default to the company target × over-assignment, split by each rep's
+    share of its book's potential weighted by its productivity over the period (start, ramp).
+    Trials run in chunks of `chunk_trials` (rounded up to whole blocks of 256) on `workers`
+    processes; the result does not depend on either. `progress(done, total)` is called per chunk.
+    """
+    sim = scenario.settings.simulation
+    trials = int(trials or sim.trials)
+    seed = int(sim.seed if seed is None else seed)
+    book = build_book(scenario, _account_reps(scenario, plan))
+    quota, basis = _quotas(scenario, book, quotas)
+    blocks = -(-trials // BLOCK_TRIALS)
+    seeds = block_seeds(seed, blocks)
+    per_chunk = max(1, -(-max(chunk_trials, 1) // BLOCK_TRIALS))
+    chunks = [(first, min(per_chunk, blocks - first)) for first in range(0, blocks, per_chunk)]
+
+    def trials_in(first: int, count: int) -> int:
+        return min(count * BLOCK_TRIALS, trials - first * BLOCK_TRIALS)
+
+    outcomes: list[BlockOutcome] = []
+    if workers > 1 and len(chunks) > 1:
+        from joblib import Parallel, delayed
+
+        run = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(simulate_blocks)(book, seeds, trials_in(first, count), first) for first, count in chunks)
+        for outcome in run:
+            outcomes.append(outcome)
+            if progress:
+                progress(len(outcomes), len(chunks))
+    else:
+        for first, count in chunks:
+            outcomes.append(simulate_blocks(book, seeds, trials_in(first, count), first))
+            if progress:
+                progress(len(outcomes), len(chunks))
+    starts = month_starts(scenario.settings)[:-1]
+    return SimulationResult(
+        scenario=scenario.name, rep_ids=book.rep_ids, quota=quota, quota_basis=basis,
+        target=scenario.settings.quota.company_target,
+        rep_revenue=np.concatenate([o.rep_revenue for o in outcomes]),
+        company_monthly=np.concatenate([o.company_monthly for o in outcomes]),
+        month_labels=tuple(f"{d:%Y-%m}" for d in starts), seed=seed,
+        departures=np.concatenate([o.departures for o in outcomes]))
+
+
+def _account_reps(scenario: Scenario, plan: object | None) -> pd.Series:
+    """account_id → rep_id under the plan, or today's owners."""
+    if plan is None:
+        accounts = scenario.accounts
+        return pd.Series(accounts["current_owner"].to_numpy(dtype=object), index=accounts["account_id"])
+    table = plan.assignments  # type: ignore[attr-defined]
+    return pd.Series(table["rep_id"].to_numpy(dtype=object), index=table["account_id"])
+
+
+def _quotas(scenario: Scenario, book: DealBook, quotas: pd.Series | None) -> tuple[np.ndarray, str]:
+    if quotas is not None:
+        return quotas.reindex(book.rep_ids).fillna(0.0).to_numpy(dtype=float), "given"
+    target = scenario.settings.quota.company_target
+    if not target:
+        return np.zeros(book.num_reps), "none (no company target)"
+    potential = np.bincount(book.cell_rep, _cell_potential(book),
+                            minlength=book.num_reps)
+    weight = potential * book.productivity.mean(axis=1)
+    total = weight.sum()
+    if total <= 0:
+        return np.zeros(book.num_reps), "none (no potential)"
+    quota = target * scenario.settings.quota.over_assignment * weight / total
+    return quota, "potential share × productivity (until quota allocation is available)"
+
+
+def _cell_potential(book: DealBook) -> np.ndarray:
+    """Each cell's expected won value over a year at full productivity (∝ its accounts' potential)."""
+    mean_amount = book.cell_median_amount * np.exp(book.cell_sigma**2 / 2)
+    return book.cell_opportunities.sum(axis=1) * mean_amount * book.win_rate

@@ -1,0 +1,187 @@
+"""The deal book of a plan: open deals and the rates of new ones, as arrays the kernel samples.
+
+Open deals (the scenario's `pipeline` table) follow their account to the rep the plan gives it. A deal
+in stage k closes won with the product of the conversions from k on; it closes after the median days
+left in its stages (or its `expected_close`), lognormal around that with σ = `duration_sigma`, and
+slips by one more last-stage duration with `slip_probability`. Amounts are the CRM's.
+
+New deals arrive on each rep's accounts at a rate set so that, at the scenario's win rate and deal
+sizes, an account's annual potential × `pipeline_yield` would be won in a year; by calendar month with
+`seasonality`, scaled by the rep's productivity that month (start, end, ramp). Only deals that close
+inside the period count: the book holds, per (rep, segment) cell, the expected number of opportunities
+created in each month and closing in each month of the period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr, ndtri
+
+from tercap.scenario import Scenario
+from tercap.scenario.capacity import month_starts, monthly_capacity
+
+
+@dataclass(frozen=True, eq=False)
+class DealBook:
+    """What the kernel samples, for one scenario and one assignment."""
+
+    rep_ids: np.ndarray
+    months: int
+    # open deals, sorted by rep
+    deal_rep: np.ndarray  # rep index
+    deal_threshold: np.ndarray  # Φ⁻¹(win probability): the copula's latent threshold
+    deal_amount: np.ndarray
+    deal_close_month: np.ndarray  # (deals × months + 1) probability of closing in each month, last: after
+    # new deals: (rep, segment) cells
+    cell_rep: np.ndarray
+    cell_median_amount: np.ndarray
+    cell_sigma: np.ndarray
+    cell_opportunities: np.ndarray  # (cells × created month) expected opportunities at full productivity
+    cell_close_month: np.ndarray  # (cells × created month × close month) probability, within the period
+    productivity: np.ndarray  # (reps × months) share of a ramped rep's output (start, end, ramp)
+    ramp_curve: np.ndarray  # (reps × months) productivity k months after a backfill hire starts
+    win_rate: float  # of a new opportunity
+    correlation: float  # ρ of the one-factor Gaussian copula
+    monthly_hazard: float  # probability a rep leaves in a given month
+    backfill_months: int
+
+    @property
+    def num_reps(self) -> int:
+        return len(self.rep_ids)
+
+    @property
+    def num_deals(self) -> int:
+        return len(self.deal_rep)
+
+
+def _lognormal_month_probabilities(median_days: np.ndarray, sigma: float, start_day: np.ndarray,
+                                   month_edges: np.ndarray) -> np.ndarray:
+    """P(the close falls in each month) for closes at start_day + lognormal(median_days, σ) days;
+    the last column is the probability of closing after the period."""
+    edges = month_edges[None, :] - start_day[:, None]  # days from the start to each month boundary
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.maximum(edges, 1e-9)) - np.log(median_days)[:, None]) / max(sigma, 1e-9)
+    cdf = np.where(edges > 0, ndtr(z), 0.0)
+    inside = np.diff(cdf, axis=1)
+    return np.column_stack([inside, 1.0 - cdf[:, -1]])
+
+
+def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
+    """The deal book of `scenario` with accounts assigned as in `account_rep` (account_id → rep_id)."""
+    settings = scenario.settings
+    sim = settings.simulation
+    reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
+    rep_ids = reps["rep_id"].to_numpy(dtype=object)
+    rep_index = pd.Index(rep_ids)
+    months = settings.period.months
+    starts = month_starts(settings)
+    month_edges = ((starts - starts[0]) / pd.Timedelta(days=1)).to_numpy(dtype=float)  # days, months + 1
+
+    accounts = scenario.accounts.set_index("account_id")
+    rep_of_account = rep_index.get_indexer(account_rep.reindex(accounts.index).astype(object).fillna(""))
+    segment = accounts["segment"].to_numpy(dtype=object)
+    process = accounts["buying_process"].to_numpy(dtype=object)
+    cycle_factor = (pd.Series(segment).map(sim.cycle_multiplier).fillna(1.0).to_numpy(dtype=float)
+                    * pd.Series(process).map(sim.process_cycle_multiplier).fillna(1.0).to_numpy(dtype=float))
+    stage_days = np.array([s.median_days for s in sim.stages])
+    conversion = np.array([s.conversion for s in sim.stages])
+    days_from_stage = np.cumsum(stage_days[::-1])[::-1]  # median days left from the start of stage k
+    win_from_stage = np.cumprod(conversion[::-1])[::-1]
+
+    deal_rep, threshold, amount, close = _open_deals(scenario, accounts.index, rep_of_account, cycle_factor,
+                                                     days_from_stage, win_from_stage, stage_days, month_edges)
+    productivity = monthly_capacity(settings, reps) / np.maximum(
+        reps["capacity_hours"].to_numpy(dtype=float)[:, None], 1e-9)
+    cells = _new_deal_cells(scenario, accounts, rep_of_account, segment, cycle_factor, stage_days,
+                            float(win_from_stage[0]), month_edges, len(rep_ids))
+    curve_name = [settings.capacity.ramp_name_for(s, "") for s in reps["segment"]]
+    longest = months
+    ramp = np.array([[settings.capacity.ramp_curves[name][min(k, len(settings.capacity.ramp_curves[name]) - 1)]
+                      for k in range(longest)] for name in curve_name]) if len(reps) else np.zeros((0, months))
+    hazard = 1.0 - (1.0 - settings.capacity.annual_attrition) ** (1 / 12)
+    return DealBook(rep_ids=rep_ids, months=months, deal_rep=deal_rep, deal_threshold=threshold,
+                    deal_amount=amount, deal_close_month=close, cell_rep=cells[0], cell_median_amount=cells[1],
+                    cell_sigma=cells[2], cell_opportunities=cells[3], cell_close_month=cells[4],
+                    productivity=productivity, ramp_curve=ramp, win_rate=float(win_from_stage[0]),
+                    correlation=float(sim.market_correlation), monthly_hazard=float(hazard),
+                    backfill_months=round(settings.capacity.backfill_lag_months))
+
+
+def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.ndarray, cycle_factor: np.ndarray,
+                days_from_stage: np.ndarray, win_from_stage: np.ndarray, stage_days: np.ndarray,
+                month_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    sim = scenario.settings.simulation
+    months = len(month_edges) - 1
+    pipeline = scenario.pipeline
+    if pipeline is None or pipeline.empty:
+        return (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros((0, months + 1)))
+    position = account_ids.get_indexer(pipeline["account_id"])
+    rep = rep_of_account[position]
+    stage = pd.Index(sim.stage_names).get_indexer(pipeline["stage"])
+    keep = (rep >= 0) & (stage >= 0)
+    position, rep, stage = position[keep], rep[keep], stage[keep]
+    frame = pipeline[keep]
+    period_start = pd.Timestamp(scenario.settings.period.start)
+    median_left = days_from_stage[stage] * cycle_factor[position]
+    expected = frame["expected_close"] if "expected_close" in frame else pd.Series(pd.NaT, index=frame.index)
+    given = ((pd.to_datetime(expected) - period_start) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+    median_left = np.where(np.isfinite(given) & (given > 0), given, median_left)
+    sigma = sim.duration_sigma
+    start = np.zeros(len(rep))
+    on_time = _lognormal_month_probabilities(median_left, sigma, start, month_edges)
+    slip_days = stage_days[-1] * cycle_factor[position]
+    slipped = _lognormal_month_probabilities(median_left + slip_days, sigma, start, month_edges)
+    close = (1 - sim.slip_probability) * on_time + sim.slip_probability * slipped
+    win = np.clip(win_from_stage[stage], 1e-12, 1 - 1e-12)
+    order = np.argsort(rep, kind="stable")
+    return (rep[order].astype(np.int64), ndtri(win)[order], frame["amount"].to_numpy(dtype=float)[order],
+            close[order])
+
+
+def _new_deal_cells(scenario: Scenario, accounts: pd.DataFrame, rep_of_account: np.ndarray, segment: np.ndarray,
+                    cycle_factor: np.ndarray, stage_days: np.ndarray, win_rate: float, month_edges: np.ndarray,
+                    num_reps: int) -> tuple[np.ndarray, ...]:
+    """Per (rep, segment): median amount, σ, expected opportunities per created month, close months."""
+    settings = scenario.settings
+    sim = settings.simulation
+    months = settings.period.months
+    share_of_year = 1 / 12
+    assigned = rep_of_account >= 0
+    segments = sorted(set(segment[assigned]))
+    seg_code = pd.Index(segments).get_indexer(segment)
+    key = rep_of_account * max(len(segments), 1) + seg_code
+    cell_keys, cell_of = np.unique(key[assigned], return_inverse=True)
+    cell_of = cell_of.ravel()
+    cell_rep = cell_keys // max(len(segments), 1)
+    cell_segment = np.array(segments, dtype=object)[cell_keys % max(len(segments), 1)]
+    sizes = [sim.deal_sizes.get(s) for s in cell_segment]
+    fallback = next(iter(sim.deal_sizes.values()))
+    median = np.array([(d or fallback).median for d in sizes], dtype=float)
+    sigma = np.array([(d or fallback).sigma for d in sizes], dtype=float)
+    mean_amount = median * np.exp(sigma**2 / 2)
+
+    seasonality = np.asarray(sim.seasonality, dtype=float)
+    seasonality = seasonality / seasonality.mean()
+    calendar_month = (pd.Timestamp(settings.period.start).month - 1 + np.arange(months)) % 12
+    potential = accounts["potential"].to_numpy(dtype=float)[assigned]
+    won_per_year = np.bincount(cell_of, potential * sim.pipeline_yield, minlength=len(cell_keys))
+    opportunities_per_year = won_per_year / max(win_rate, 1e-12) / mean_amount
+    opportunities = opportunities_per_year[:, None] * share_of_year * seasonality[calendar_month][None, :]
+
+    # close-month probabilities per (cell, created month): the cell's workload-weighted cycle factor
+    workload = accounts["workload_hours"].to_numpy(dtype=float)[assigned]
+    weights = np.bincount(cell_of, workload, minlength=len(cell_keys))
+    factor = np.bincount(cell_of, workload * cycle_factor[assigned], minlength=len(cell_keys)) / np.maximum(
+        weights, 1e-12)
+    factor = np.where(weights > 0, factor, 1.0)
+    total_days = stage_days.sum() * factor
+    mid_month = (month_edges[:-1] + month_edges[1:]) / 2
+    close = np.zeros((len(cell_keys), months, months))
+    for created in range(months):
+        probabilities = _lognormal_month_probabilities(total_days, sim.duration_sigma,
+                                                       np.full(len(cell_keys), mid_month[created]), month_edges)
+        close[:, created, :] = probabilities[:, :months]
+    return cell_rep.astype(np.int64), median, sigma, opportunities, close

@@ -1,0 +1,177 @@
+"""The Monte Carlo kernel against exact figures, the copula's promises, and reproducibility."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import ndtri
+
+import tercap
+from tercap.cli import main
+from tercap.simulate import build_book, simulate
+from tercap.simulate.kernel import block_seeds, simulate_blocks
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def example() -> tercap.Scenario:
+    return tercap.load(REPO / "scenarios" / "acme_fy27.yaml")
+
+
+@pytest.fixture(scope="module")
+def example_book(example):
+    accounts = example.accounts
+    return build_book(example, pd.Series(accounts["current_owner"].to_numpy(dtype=object),
+                                         index=accounts["account_id"]))
+
+
+def open_deals_only(book, probabilities: np.ndarray, amounts: np.ndarray, rho: float = 0.0):
+    """A book of independent-looking open deals on one rep that all close inside the period."""
+    count = len(probabilities)
+    close = np.zeros((count, book.months + 1))
+    close[:, 0] = 1.0
+    return dataclasses.replace(
+        book, deal_rep=np.zeros(count, dtype=np.int64), deal_threshold=ndtri(probabilities),
+        deal_amount=np.asarray(amounts, dtype=float), deal_close_month=close, cell_rep=np.zeros(0, dtype=np.int64),
+        cell_median_amount=np.zeros(0), cell_sigma=np.zeros(0), cell_opportunities=np.zeros((0, book.months)),
+        cell_close_month=np.zeros((0, book.months, book.months)), correlation=rho, monthly_hazard=0.0)
+
+
+def run(book, trials: int, seed: int = 1):
+    return simulate_blocks(book, block_seeds(seed, -(-trials // 256)), trials, 0)
+
+
+def exact_pmf(probabilities: np.ndarray, amounts: np.ndarray) -> dict[float, float]:
+    """Revenue distribution by enumerating every outcome (independent deals)."""
+    pmf: dict[float, float] = {}
+    for outcome in itertools.product((0, 1), repeat=len(probabilities)):
+        won = np.array(outcome, dtype=bool)
+        weight = float(np.prod(np.where(won, probabilities, 1 - probabilities)))
+        value = float(amounts[won].sum())
+        pmf[value] = pmf.get(value, 0.0) + weight
+    return pmf
+
+
+def test_independent_deals_match_the_exact_distribution(example_book):
+    rng = np.random.default_rng(5)
+    probabilities = rng.uniform(0.05, 0.95, 8)
+    amounts = rng.integers(1, 50, 8) * 1000.0
+    outcome = run(open_deals_only(example_book, probabilities, amounts), 100_000)
+    revenue = outcome.rep_revenue[:, 0]
+    pmf = exact_pmf(probabilities, amounts)
+    values = np.array(sorted(pmf))
+    exact_cdf = np.cumsum([pmf[v] for v in values])
+    sampled_cdf = np.searchsorted(np.sort(revenue), values, side="right") / revenue.size
+    assert np.abs(sampled_cdf - exact_cdf).max() < 0.01  # Kolmogorov–Smirnov distance
+    mean, variance = (probabilities * amounts).sum(), (probabilities * (1 - probabilities) * amounts**2).sum()
+    assert abs(revenue.mean() - mean) < 3 * np.sqrt(variance / revenue.size)
+
+
+def test_market_factor_keeps_win_rates_and_widens_the_range(example_book):
+    probabilities = np.full(400, 0.3)
+    amounts = np.full(400, 1000.0)
+    independent = run(open_deals_only(example_book, probabilities, amounts, 0.0), 20_000).rep_revenue[:, 0]
+    correlated = run(open_deals_only(example_book, probabilities, amounts, 0.2), 20_000).rep_revenue[:, 0]
+    expected = (probabilities * amounts).sum()
+    for revenue in (independent, correlated):  # each deal keeps its win rate
+        assert abs(revenue.mean() - expected) < 4 * revenue.std() / np.sqrt(revenue.size)
+    # variance of a sum of equicorrelated Bernoulli wins: n p(1-p) + n(n-1) cov, cov from the copula
+    from scipy.stats import multivariate_normal
+
+    threshold = ndtri(0.3)
+    joint = multivariate_normal(mean=[0, 0], cov=[[1, 0.2], [0.2, 1]]).cdf([threshold, threshold])
+    n = probabilities.size
+    predicted = 1000.0**2 * (n * 0.3 * 0.7 + n * (n - 1) * (joint - 0.09))
+    assert correlated.var() == pytest.approx(predicted, rel=0.06)
+    assert correlated.var() > 10 * independent.var()
+
+
+def test_new_deals_bring_their_expected_revenue(example_book):
+    book = dataclasses.replace(example_book, deal_rep=np.zeros(0, dtype=np.int64), deal_threshold=np.zeros(0),
+                               deal_amount=np.zeros(0), deal_close_month=np.zeros((0, example_book.months + 1)),
+                               correlation=0.0, monthly_hazard=0.0)
+    outcome = run(book, 4_000)
+    mean_amount = book.cell_median_amount * np.exp(book.cell_sigma**2 / 2)
+    created = book.productivity[book.cell_rep, :] * book.cell_opportunities
+    expected_wins = np.einsum("cm,cmk->c", created, book.cell_close_month) * book.win_rate
+    expected = float((expected_wins * mean_amount).sum())
+    total = outcome.rep_revenue.sum(axis=1)
+    assert abs(total.mean() - expected) < 4 * total.std() / np.sqrt(total.size)
+
+
+def test_attrition_matches_the_annual_rate(example_book):
+    book = dataclasses.replace(example_book, deal_rep=np.zeros(0, dtype=np.int64), deal_threshold=np.zeros(0),
+                               deal_amount=np.zeros(0), deal_close_month=np.zeros((0, example_book.months + 1)))
+    outcome = run(book, 2_000)
+    expected = book.num_reps * (1 - (1 - book.monthly_hazard) ** book.months)
+    assert outcome.departures.mean() == pytest.approx(expected, rel=0.05)
+    no_attrition = run(dataclasses.replace(book, monthly_hazard=0.0), 2_000)
+    assert no_attrition.rep_revenue.mean() > outcome.rep_revenue.mean()  # vacancies and ramps cost revenue
+
+
+def test_same_seed_same_result_whatever_the_chunks_and_workers(example):
+    first = simulate(example, trials=1_000, seed=3, chunk_trials=256)
+    second = simulate(example, trials=1_000, seed=3, chunk_trials=4_096)
+    parallel = simulate(example, trials=1_000, seed=3, chunk_trials=256, workers=2)
+    np.testing.assert_array_equal(first.rep_revenue, second.rep_revenue)
+    np.testing.assert_array_equal(first.rep_revenue, parallel.rep_revenue)
+    np.testing.assert_array_equal(first.company_monthly, parallel.company_monthly)
+    other = simulate(example, trials=1_000, seed=4)
+    assert not np.array_equal(first.rep_revenue, other.rep_revenue)
+
+
+def test_summaries_are_consistent(example):
+    result = simulate(example, trials=2_000, seed=1)
+    reps = result.reps()
+    assert list(reps.columns) == ["rep_id", "quota", "mean", "p10", "p50", "p90", "p_attain", "expected_attainment"]
+    assert (reps["p10"] <= reps["p50"]).all() and (reps["p50"] <= reps["p90"]).all()
+    company = result.company()
+    assert company["revenue_p10"] <= company["revenue_p50"] <= company["revenue_p90"]
+    assert 0 <= company["p_hit_target"] <= 1
+    assert company["quota_total"] == pytest.approx(example.settings.quota.company_target
+                                                   * example.settings.quota.over_assignment)
+    # rep revenue adds up to the company's
+    np.testing.assert_allclose(result.rep_revenue.sum(axis=1), result.company_revenue, rtol=1e-9)
+    assert company["expected_reps_at_quota"] == pytest.approx(reps["p_attain"].sum())
+    assert "<script>" not in result._repr_html_()
+
+
+class _Assignment:
+    def __init__(self, assignments: pd.DataFrame) -> None:
+        self.assignments = assignments
+
+
+def test_a_hire_ramps_up_on_the_book_it_is_given(example):
+    hired = tercap.load(REPO / "scenarios" / "acme_fy27_hire5.yaml")
+    accounts = hired.accounts
+    veteran = "R0003"
+    moved = accounts["current_owner"].mask(accounts["current_owner"].eq(veteran).fillna(False), "HIRE-01")
+    plan = _Assignment(pd.DataFrame({"account_id": accounts["account_id"], "rep_id": moved}))
+    base = simulate(example, trials=2_000, seed=1).reps().set_index("rep_id")
+    with_hire = simulate(hired, plan, trials=2_000, seed=1).reps().set_index("rep_id")
+    # the same book (open deals follow their accounts) brings less to a hire who starts later and ramps
+    assert 0 < with_hire.at["HIRE-01", "mean"] < base.at[veteran, "mean"]
+    assert with_hire.at[veteran, "mean"] == 0.0 and with_hire.at[veteran, "quota"] == 0.0
+
+
+def test_cli_simulate_writes_sim_files(tmp_path, capsys):
+    code = main(["simulate", str(REPO / "scenarios" / "acme_fy27.yaml"), "--trials", "1000",
+                 "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "P(hit target)" in text
+    reps = pd.read_csv(tmp_path / "sim" / "reps.csv")
+    assert list(reps.columns)[:7] == ["rep_id", "quota", "mean", "p10", "p50", "p90", "p_attain"]
+    company = json.loads((tmp_path / "sim" / "company.json").read_text())
+    assert company["trials"] == 1000 and 0 <= company["p_hit_target"] <= 1
+
+
+def test_cli_simulate_without_a_plan_folder_exits_2(tmp_path, capsys):
+    code = main(["simulate", str(REPO / "scenarios" / "acme_fy27.yaml"), "--plan", str(tmp_path / "nothing")])
+    assert code == 2
+    assert "no plan there" in capsys.readouterr().err
