@@ -30,7 +30,7 @@ class DealBook:
 
     rep_ids: np.ndarray
     months: int
-    # open deals, sorted by rep
+    # open deals, sorted by win probability, then rep
     deal_rep: np.ndarray  # rep index
     deal_threshold: np.ndarray  # Φ⁻¹(win probability): the copula's latent threshold
     deal_amount: np.ndarray
@@ -135,9 +135,9 @@ def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.nd
     slip_days = stage_days[-1] * cycle_factor[position]
     slipped = _lognormal_month_probabilities(median_left + slip_days, sigma, start, month_edges)
     close = (1 - sim.slip_probability) * on_time + sim.slip_probability * slipped
-    win = np.clip(win_from_stage[stage], 1e-12, 1 - 1e-12)
-    order = np.argsort(rep, kind="stable")
-    return (rep[order].astype(np.int64), ndtri(win)[order], frame["amount"].to_numpy(dtype=float)[order],
+    threshold = ndtri(np.clip(win_from_stage[stage], 1e-12, 1 - 1e-12))
+    order = np.lexsort((rep, threshold))  # by win probability class, then rep: the kernel slices by class
+    return (rep[order].astype(np.int64), threshold[order], frame["amount"].to_numpy(dtype=float)[order],
             close[order])
 
 

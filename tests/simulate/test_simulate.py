@@ -136,7 +136,7 @@ def test_summaries_are_consistent(example):
     assert company["quota_total"] == pytest.approx(example.settings.quota.company_target
                                                    * example.settings.quota.over_assignment)
     # rep revenue adds up to the company's
-    np.testing.assert_allclose(result.rep_revenue.sum(axis=1), result.company_revenue, rtol=1e-9)
+    np.testing.assert_allclose(result.rep_revenue.sum(axis=1), result.company_revenue, rtol=1e-5)  # float32 sums
     assert company["expected_reps_at_quota"] == pytest.approx(reps["p_attain"].sum())
     assert "<script>" not in result._repr_html_()
 
