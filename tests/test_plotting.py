@@ -21,3 +21,20 @@ def test_balance_figure_has_a_bar_per_active_rep():
     assert len(ax.patches) == active
     assert [t.get_text() for t in ax.get_xticklabels()][:1] != [""]
     ax.figure.savefig(__import__("io").BytesIO(), format="png")
+
+
+def test_simulation_figures_draw():
+    import io
+
+    import tercap
+    from tests.conftest import REPO
+
+    result = tercap.simulate(tercap.load(REPO / "scenarios" / "acme_fy27.yaml"), trials=512, seed=1)
+    fan = plotting.revenue_fan(result)
+    assert len(fan.collections) == 2 and len(fan.get_xticklabels()) == 12  # two bands, one tick a month
+    odds = plotting.attainment_odds(result)
+    assert len(odds.patches) == (result.quota > 0).sum()
+    spread = plotting.attainment_spread(result, reps=10)
+    assert len(spread.get_xticklabels()) == 10
+    for ax in (fan, odds, spread):
+        ax.figure.savefig(io.BytesIO(), format="png")
