@@ -175,3 +175,14 @@ def test_cli_simulate_without_a_plan_folder_exits_2(tmp_path, capsys):
     code = main(["simulate", str(REPO / "scenarios" / "acme_fy27.yaml"), "--plan", str(tmp_path / "nothing")])
     assert code == 2
     assert "no plan there" in capsys.readouterr().err
+
+
+def test_sampler_matches_the_dynamic_programme_on_fifty_deals(example_book):
+    from tercap.simulate.exact import kolmogorov_smirnov, revenue_distribution
+
+    rng = np.random.default_rng(11)
+    probabilities = rng.uniform(0.05, 0.9, 50)
+    amounts = rng.integers(1, 2_000, 50) * 100.0  # on the $100 grid
+    outcome = run(open_deals_only(example_book, probabilities, amounts), 100_000, seed=2)
+    exact = revenue_distribution(probabilities, amounts, grid=100.0)
+    assert kolmogorov_smirnov(outcome.rep_revenue[:, 0], exact) < 0.01
