@@ -222,6 +222,32 @@ def simulate_command(
     out.print(f"run folder: {target}", highlight=False)
 
 
+@app.command("calibrate")
+def calibrate_command(path: ScenarioPath) -> None:
+    """Fit the pipeline model to the scenario's history: conversions, win rates, deal sizes, cycle
+    lengths, arrivals, seasonality and market correlation, each with its uncertainty."""
+    from tercap.simulate.calibrate import calibrate
+
+    scenario = tercap.load(path)
+    if scenario.history is None or scenario.history.empty:
+        raise TercapError(f"{path}: the scenario has no history table to calibrate from")
+    fitted = calibrate(scenario).to_frame()
+    table = _table(f"Calibration from {len(scenario.history):,} closed opportunities", "parameter", "estimate",
+                   "std error", "95% interval", "n")
+    for row in fitted.itertuples(index=False):
+        name = " ".join(str(part) for part in (row.parameter, row.segment, row.key) if part and part != "all")
+        table.add_row(name, _figure(row.estimate), _figure(row.std_error), f"{_figure(row.low)} – {_figure(row.high)}",
+                      f"{row.n:,}")
+    out.print(table)
+
+
+def _figure(value: float) -> str:
+    """A fitted value as a reader wants it: whole numbers with separators, small ones to 3 decimals."""
+    if value != value:  # NaN
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 0.01 else f"{value:.4g}"
+
+
 class _SavedPlan:
     """A plan read back from a run folder: what simulation needs of it."""
 

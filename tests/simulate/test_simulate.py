@@ -186,3 +186,17 @@ def test_sampler_matches_the_dynamic_programme_on_fifty_deals(example_book):
     outcome = run(open_deals_only(example_book, probabilities, amounts), 100_000, seed=2)
     exact = revenue_distribution(probabilities, amounts, grid=100.0)
     assert kolmogorov_smirnov(outcome.rep_revenue[:, 0], exact) < 0.01
+
+
+def test_cli_calibrate_prints_the_fitted_values(capsys):
+    code = main(["calibrate", str(REPO / "scenarios" / "acme_fy27.yaml")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    for name in ("conversion qualify", "win_rate", "deal_median enterprise", "market_correlation"):
+        assert name in text
+
+
+def test_cli_calibrate_without_history_exits_2(tiny, capsys):
+    tiny.edit("scenario.yaml", "  history: history.csv\n", "")
+    assert main(["calibrate", str(tiny.path)]) == 2
+    assert "no history" in capsys.readouterr().err
