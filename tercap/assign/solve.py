@@ -247,11 +247,7 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
         weight = (np.bincount(current[departs], minlength=inputs.num_reps)
                   + np.bincount(lp_reps[departs], minlength=inputs.num_reps))[active] + 0.1
         seed_rep = rng.choice(active, p=weight / weight.sum())
-        group = active[inputs.rep_group[active] == inputs.rep_group[seed_rep]]
-        order = np.argsort(((xyz[group] - xyz[seed_rep]) ** 2).sum(axis=1), kind="stable")
-        neighbourhood = group[order[: profile.lns_reps]]
-        free = (np.isin(current, neighbourhood) | np.isin(inputs.account_owner, neighbourhood)) & \
-            ~inputs.account_locked
+        free = _accounts_around(compiled, current, np.array([seed_rep]), profile.lns_reps, xyz)
         if not free.any():
             continue
         limits = replace(_limits(profile, min(10.0, clock.left())), mip_gap=min(profile.mip_gap, NEIGHBOURHOOD_GAP))
@@ -290,18 +286,48 @@ def _decompose(compiled: CompiledAssignment, lp: BackendResult, backend: Backend
     return _repair(compiled, rounded, backend, profile, clock)
 
 
+def _accounts_around(compiled: CompiledAssignment, current: np.ndarray, seeds: np.ndarray, size: int,
+                     xyz: np.ndarray) -> np.ndarray:
+    """Unlocked accounts held or owned by the `size` reps nearest each seed rep (same group, active)."""
+    inputs = compiled.inputs
+    active = np.flatnonzero(inputs.rep_capacity > 0)
+    chosen_reps = []
+    for seed_rep in seeds:
+        group = active[inputs.rep_group[active] == inputs.rep_group[seed_rep]]
+        order = np.argsort(((xyz[group] - xyz[seed_rep]) ** 2).sum(axis=1), kind="stable")
+        chosen_reps.append(group[order[:size]])
+    reps = np.unique(np.concatenate(chosen_reps)) if chosen_reps else np.zeros(0, dtype=np.int64)
+    return (np.isin(current, reps) | np.isin(inputs.account_owner, reps)) & ~inputs.account_locked
+
+
 def _repair(compiled: CompiledAssignment, chosen: np.ndarray, backend: Backend, profile: SolverProfile,
             clock: _Clock) -> tuple[np.ndarray | None, str, bool]:
-    """Local search, then an exact re-solve of the accounts around any rep still out of bounds."""
+    """Local search, then exact re-solves of the accounts of the reps around those still out of bounds,
+    the neighbourhood doubling while a re-solve finds no way (and the part stays under PART_PAIRS)."""
     search = LocalSearch(compiled)
     chosen = search.improve(chosen, time.perf_counter() + LOCAL_SEARCH_SHARE * clock.left())
     clock.phase("local search")
-    if search.penalty(chosen) == 0:
-        return chosen, "", clock.left() <= 0
-    broken = search.broken_reps(chosen)
     pairs = compiled.pairs
-    free = np.zeros(compiled.inputs.num_accounts, dtype=bool)
-    free[pairs.account[np.isin(pairs.rep, broken)]] = True
-    if search.moves_over_cap(chosen):
-        free |= (compiled.owner_pair >= 0) & (chosen != compiled.owner_pair)
-    return _complete_by_mip(compiled, chosen, free, backend, profile, clock, "repair mip")
+    xyz = unit_vectors(compiled.inputs.rep_lat, compiled.inputs.rep_lon)
+    size, word, last_free = max(profile.lns_reps, 2), "", -1
+    while search.penalty(chosen) > 0 and clock.left() > 0:
+        current = np.where(chosen >= 0, pairs.rep[np.maximum(chosen, 0)], -1)
+        free = _accounts_around(compiled, current, search.broken_reps(chosen), size, xyz)
+        if search.moves_over_cap(chosen):
+            free |= (compiled.owner_pair >= 0) & (chosen != compiled.owner_pair) & ~compiled.inputs.account_locked
+        if int(free[pairs.account].sum()) > PART_PAIRS or int(free.sum()) == last_free:
+            break  # too large for an exact re-solve, or no larger than the one that just failed
+        candidate, result = _solve_part(compiled, chosen, free, backend, _limits(profile, clock.left() * 0.5))
+        word = result.solver_status
+        clock.phase("repair mip", f"{int(free.sum())} free accounts around {size} reps each: {word}")
+        if candidate is None:
+            last_free, size = int(free.sum()), size * 2
+            continue
+        last_free = -1
+        before = search.penalty(chosen)
+        chosen = search.improve(candidate, time.perf_counter() + LOCAL_SEARCH_SHARE * clock.left())
+        if search.penalty(chosen) >= before:  # no progress at this size: look wider
+            size *= 2
+    if search.penalty(chosen) > 0:
+        return None, word, clock.left() <= 0
+    return chosen, word, clock.left() <= 0
