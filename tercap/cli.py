@@ -188,6 +188,8 @@ def simulate_command(
     trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials (default: the scenario's).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed (default: the scenario's).")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes on this machine.")] = 1,
+    dask: Annotated[str | None, typer.Option("--dask", help="Run on Dask: 'local' (a LocalCluster of --workers "
+                                             "processes) or a scheduler address tcp://host:port.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")
                        ] = None,
 ) -> None:
@@ -199,7 +201,7 @@ def simulate_command(
     plan = _read_plan(plan_dir) if plan_dir else None
     started = time.perf_counter()
     with err.status("simulating …") as status:
-        result = simulate(scenario, plan, trials=trials, seed=seed, workers=workers,
+        result = simulate(scenario, plan, trials=trials, seed=seed, workers=workers, dask=dask,
                           progress=lambda done, total: status.update(f"simulating: chunk {done} of {total} …"))
     target = out_dir or Path("runs") / scenario.name
     with run_folder(target) as folder:

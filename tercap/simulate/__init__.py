@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from tercap.errors import TercapError
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts
 from tercap.simulate.book import DealBook, build_book
@@ -20,13 +21,16 @@ DEFAULT_CHUNK_TRIALS = 2_048
 
 def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series | None = None, *,
              trials: int | None = None, seed: int | None = None, chunk_trials: int = DEFAULT_CHUNK_TRIALS,
-             workers: int = 1, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+             workers: int = 1, dask: str | None = None,
+             progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate the period under `plan` (a Plan; None: the scenario's current owners).
 
     `quotas` (rep_id → quota) default to the company target × over-assignment, split by each rep's
     share of its book's potential weighted by its productivity over the period (start, ramp).
     Trials run in chunks of `chunk_trials` (rounded up to whole blocks of 256) on `workers`
-    processes; the result does not depend on either. `progress(done, total)` is called per chunk.
+    processes (joblib), or on a Dask cluster: `dask="local"` starts a LocalCluster of `workers`
+    processes, `dask="tcp://host:port"` uses a running scheduler. The result does not depend on the
+    chunk size, the worker count or where the chunks run. `progress(done, total)` is called per chunk.
     """
     sim = scenario.settings.simulation
     trials = int(trials or sim.trials)
@@ -42,7 +46,10 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         return min(count * BLOCK_TRIALS, trials - first * BLOCK_TRIALS)
 
     outcomes: list[BlockOutcome] = []
-    if workers > 1 and len(chunks) > 1:
+    if dask:
+        outcomes = _on_dask(dask, workers, book, seeds, [(first, trials_in(first, count)) for first, count in chunks],
+                            progress)
+    elif workers > 1 and len(chunks) > 1:
         from joblib import Parallel, delayed
 
         run = Parallel(n_jobs=workers, return_as="generator")(
@@ -64,6 +71,29 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         company_monthly=np.concatenate([o.company_monthly for o in outcomes]),
         month_labels=tuple(f"{d:%Y-%m}" for d in starts), seed=seed,
         departures=np.concatenate([o.departures for o in outcomes]))
+
+
+def _on_dask(address: str, workers: int, book: DealBook, seeds: list[np.random.SeedSequence],
+             chunks: list[tuple[int, int]], progress: Callable[[int, int], None] | None) -> list[BlockOutcome]:
+    """Run the chunks (first block, trials) on a Dask cluster; outcomes in chunk order."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise TercapError("Dask is not installed: pip install 'tercap[dask]'") from exc
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None) if address == "local" else None
+    try:
+        with Client(cluster if cluster is not None else address) as client:
+            shared_book, shared_seeds = client.scatter(book, broadcast=True), client.scatter(seeds, broadcast=True)
+            futures = [client.submit(simulate_blocks, shared_book, shared_seeds, count, first, pure=False)
+                       for first, count in chunks]
+            for done, _ in enumerate(as_completed(futures), start=1):
+                if progress:
+                    progress(done, len(futures))
+            return client.gather(futures)
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def _account_reps(scenario: Scenario, plan: object | None) -> pd.Series:

@@ -200,3 +200,13 @@ def test_cli_calibrate_without_history_exits_2(tiny, capsys):
     tiny.edit("scenario.yaml", "  history: history.csv\n", "")
     assert main(["calibrate", str(tiny.path)]) == 2
     assert "no history" in capsys.readouterr().err
+
+
+def test_dask_local_cluster_gives_the_same_result(example):
+    pytest.importorskip("dask.distributed")
+    alone = simulate(example, trials=600, seed=5, chunk_trials=256)
+    one = simulate(example, trials=600, seed=5, chunk_trials=256, dask="local", workers=1)
+    two = simulate(example, trials=600, seed=5, chunk_trials=256, dask="local", workers=2)
+    np.testing.assert_array_equal(alone.rep_revenue, one.rep_revenue)
+    np.testing.assert_array_equal(one.rep_revenue, two.rep_revenue)
+    np.testing.assert_array_equal(one.company_monthly, two.company_monthly)
