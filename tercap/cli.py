@@ -286,6 +286,8 @@ def _print_plan(result: object, seconds: float, target: Path) -> None:
                                f"{kpis['potential_moved_share']:.0%} of potential)"),
             ("mean travel", f"{kpis['mean_travel_km']:,.0f} km"),
             ("unassigned accounts", f"{kpis['unassigned_accounts']:,}")]
+    if stats.reached_accounts:
+        rows.append(("accounts beyond their nearest reps", f"{stats.reached_accounts:,} (where the bands need it)"))
     for name, value in rows:
         table.add_row(name, value)
     out.print(table)
