@@ -96,11 +96,10 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
     productivity = monthly_capacity(settings, reps) / np.maximum(
         reps["capacity_hours"].to_numpy(dtype=float)[:, None], 1e-9)
     cells = _new_deal_cells(scenario, accounts, rep_of_account, segment, cycle_factor, stage_days,
-                            float(win_from_stage[0]), month_edges, len(rep_ids))
-    curve_name = [settings.capacity.ramp_name_for(s, "") for s in reps["segment"]]
-    longest = months
-    ramp = np.array([[settings.capacity.ramp_curves[name][min(k, len(settings.capacity.ramp_curves[name]) - 1)]
-                      for k in range(longest)] for name in curve_name]) if len(reps) else np.zeros((0, months))
+                            float(win_from_stage[0]), month_edges)
+    curves = [settings.capacity.ramp_curves[settings.capacity.ramp_name_for(s, "")] for s in reps["segment"]]
+    ramp = np.array([[curve[min(k, len(curve) - 1)] for k in range(months)] for curve in curves]) if curves \
+        else np.zeros((0, months))  # a backfill hire's productivity k months after starting
     hazard = 1.0 - (1.0 - settings.capacity.annual_attrition) ** (1 / 12)
     return DealBook(rep_ids=rep_ids, months=months, deal_rep=deal_rep, deal_threshold=threshold,
                     deal_amount=amount, deal_close_month=close, cell_rep=cells[0], cell_median_amount=cells[1],
@@ -142,8 +141,8 @@ def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.nd
 
 
 def _new_deal_cells(scenario: Scenario, accounts: pd.DataFrame, rep_of_account: np.ndarray, segment: np.ndarray,
-                    cycle_factor: np.ndarray, stage_days: np.ndarray, win_rate: float, month_edges: np.ndarray,
-                    num_reps: int) -> tuple[np.ndarray, ...]:
+                    cycle_factor: np.ndarray, stage_days: np.ndarray, win_rate: float, month_edges: np.ndarray
+                    ) -> tuple[np.ndarray, ...]:
     """Per (rep, segment): median amount, σ, expected opportunities per created month, close months."""
     settings = scenario.settings
     sim = settings.simulation
