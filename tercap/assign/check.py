@@ -235,6 +235,7 @@ def _check_bands(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, as
     weight = active["capacity"] * (1 + balance.experience_weight * active["experience_years"].clip(upper=10) / 10)
     expected = weight / weight.groupby(rep_group).transform("sum") * rep_group.map(potential).fillna(0.0)
     carried = (frame.loc[frame["rep"].notna(), "potential"] * share).groupby(frame["rep"].dropna()).sum()
+    smallest = (frame["workload_hours"] * share).groupby(account_group).min()
     problems = []
     for rep in active.index:
         target = utilisation.get(rep_group[rep], 0.0) * active.at[rep, "capacity"]
@@ -242,11 +243,13 @@ def _check_bands(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, as
             continue
         lo, hi = (1 - balance.workload_tolerance) * target, min((1 + balance.workload_tolerance) * target,
                                                                active.at[rep, "capacity"])
+        floor = hi >= smallest.get(rep_group[rep], np.inf)  # else the rep cannot carry one account: no floor
+        lo = lo if floor else 0.0
         if not lo * (1 - TOLERANCE) - TOLERANCE <= load[rep] <= hi * (1 + TOLERANCE) + TOLERANCE:
             problems.append(f"workload_balance: {rep} carries {load[rep]:,.1f} h, outside {lo:,.1f}–{hi:,.1f} h")
         e = expected[rep]
         p = carried.get(rep, 0.0)
-        p_lo, p_hi = (1 - balance.potential_tolerance) * e, (1 + balance.potential_tolerance) * e
+        p_lo, p_hi = (1 - balance.potential_tolerance) * e if floor else 0.0, (1 + balance.potential_tolerance) * e
         if not p_lo * (1 - TOLERANCE) - TOLERANCE <= p <= p_hi * (1 + TOLERANCE) + TOLERANCE:
             problems.append(f"potential_balance: {rep} carries potential {p:,.0f}, outside {p_lo:,.0f}–{p_hi:,.0f}")
     return problems

@@ -78,3 +78,16 @@ def test_reach_is_not_used_when_the_nearest_reps_suffice(profile):
     result = plan(scenario, profile)
     assert result.status.has_plan
     assert result.stats.reached_accounts == 0
+
+
+def test_a_rep_there_only_days_has_no_band_floor():
+    scenario = two_metros(west_accounts=8, east_accounts=8)
+    reps = scenario.reps.assign(lon=[-120.0, -121.0, -75.0, -75.5])
+    leaver = reps.iloc[[3]].assign(rep_id="L1", end_date=pd.Timestamp("2027-01-02"))  # 2 days: less than 1 account
+    scenario = scenario.replace(reps=pd.concat([reps, leaver], ignore_index=True))
+    compiled = compile_assignment(scenario)
+    leaver_index = list(compiled.inputs.rep_ids).index("L1")
+    assert compiled.workload_band[0][leaver_index] == 0.0 < compiled.workload_band[1][leaver_index] < 10.0
+    result = plan(scenario, "exact")
+    assert result.status.has_plan and result.violations == ()
+    assert result.reps.set_index("rep_id").at["L1", "accounts"] == 0
