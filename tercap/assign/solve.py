@@ -210,14 +210,20 @@ def _complete_by_mip(compiled: CompiledAssignment, base: np.ndarray, free: np.nd
     return None, status_word, clock.left() <= 0
 
 
-def _lp_reps(compiled: CompiledAssignment, x_lp: np.ndarray) -> np.ndarray:
-    """Per account, the rep holding its largest LP share (-1: none)."""
+def _largest_share(compiled: CompiledAssignment, x_lp: np.ndarray) -> np.ndarray:
+    """Per account, the pair holding its largest LP share (-1: the account has no pair): the LP rounded."""
     pairs = compiled.pairs
     order = np.lexsort((-x_lp[: compiled.num_pairs], pairs.account))
     first = np.r_[True, pairs.account[order][1:] != pairs.account[order][:-1]]
-    reps = np.full(compiled.inputs.num_accounts, -1, dtype=np.int64)
-    reps[pairs.account[order][first]] = pairs.rep[order][first]
-    return reps
+    rounded = np.full(compiled.inputs.num_accounts, -1, dtype=np.int64)
+    rounded[pairs.account[order][first]] = order[first]
+    return rounded
+
+
+def _lp_reps(compiled: CompiledAssignment, x_lp: np.ndarray) -> np.ndarray:
+    """Per account, the rep holding its largest LP share (-1: none)."""
+    rounded = _largest_share(compiled, x_lp)
+    return np.where(rounded >= 0, compiled.pairs.rep[np.maximum(rounded, 0)], -1)
 
 
 def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | None, lp_reps: np.ndarray,
@@ -279,11 +285,7 @@ def _decompose(compiled: CompiledAssignment, lp: BackendResult, backend: Backend
                                                "residual mip")
     if chosen is not None:
         return chosen, word, timed_out
-    order = np.lexsort((-x_lp[:num_pairs], pairs.account))  # round: each account's largest LP share
-    first = np.r_[True, pairs.account[order][1:] != pairs.account[order][:-1]]
-    rounded = np.full(num_accounts, -1, dtype=np.int64)
-    rounded[pairs.account[order][first]] = order[first]
-    return _repair(compiled, rounded, backend, profile, clock)
+    return _repair(compiled, _largest_share(compiled, x_lp), backend, profile, clock)
 
 
 def _accounts_around(compiled: CompiledAssignment, current: np.ndarray, seeds: np.ndarray, size: int,
