@@ -50,21 +50,22 @@ def reach_pairs(compiled: CompiledAssignment, rules: Eligibility, seconds: float
     num_clusters = cluster_keys.size
     cluster_class = cluster_keys // num_reps
 
-    columns_cluster, columns_rep = _candidate_columns(compiled, accounts, cluster_of, cluster_class, need)
+    full_cluster = np.full(inputs.num_accounts, -1, dtype=np.int64)
+    full_cluster[accounts] = cluster_of
+    in_model = full_cluster[pairs.account] >= 0
+    pair_keys = full_cluster[pairs.account[in_model]] * num_reps + pairs.rep[in_model]  # (cluster, rep) of pairs
+    centre = _centres(inputs.account_lat[accounts], inputs.account_lon[accounts], cluster_of, num_clusters)
+    columns_cluster, columns_rep = _candidate_columns(compiled, accounts, cluster_of, cluster_class, need, pair_keys,
+                                                      centre)
     total_work = max(float(inputs.account_workload[accounts].sum()), 1e-9)
     work = np.bincount(cluster_of, inputs.account_workload[accounts], minlength=num_clusters)
     potential = np.bincount(cluster_of, inputs.account_potential[accounts], minlength=num_clusters)
     count = np.bincount(cluster_of, minlength=num_clusters).astype(float)
 
-    full_cluster = np.full(inputs.num_accounts, -1, dtype=np.int64)
-    full_cluster[accounts] = cluster_of
     # a column is inside when every account of its cluster already has the pair
-    in_model = full_cluster[pairs.account] >= 0
-    pair_keys, accounts_with = np.unique(full_cluster[pairs.account[in_model]] * num_reps + pairs.rep[in_model],
-                                         return_counts=True)
-    inside_keys = pair_keys[accounts_with == count[pair_keys // num_reps]]
+    held_keys, accounts_with = np.unique(pair_keys, return_counts=True)
+    inside_keys = held_keys[accounts_with == count[held_keys // num_reps]]
     outside = ~np.isin(columns_cluster * num_reps + columns_rep, inside_keys)
-    centre = _centres(inputs.account_lat[accounts], inputs.account_lon[accounts], cluster_of, num_clusters)
     distance = haversine_km(centre[columns_cluster, 0], centre[columns_cluster, 1], inputs.rep_lat[columns_rep],
                             inputs.rep_lon[columns_rep])
     share = work[columns_cluster] / total_work
@@ -114,15 +115,13 @@ def reach_pairs(compiled: CompiledAssignment, rules: Eligibility, seconds: float
 
 
 def _candidate_columns(compiled: CompiledAssignment, accounts: np.ndarray, cluster_of: np.ndarray,
-                       cluster_class: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster, rep) columns: each cluster's current reps and the nearest reps of its class."""
-    inputs, pairs = compiled.inputs, compiled.pairs
+                       cluster_class: np.ndarray, need: np.ndarray, pair_keys: np.ndarray, centre: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster, rep) columns: each cluster's current reps (`pair_keys`, cluster × reps + rep) and the
+    nearest reps of its class to its `centre`."""
+    inputs = compiled.inputs
     num_reps, num_clusters = inputs.num_reps, cluster_class.size
-    full_cluster = np.full(inputs.num_accounts, -1, dtype=np.int64)
-    full_cluster[accounts] = cluster_of
-    in_model = full_cluster[pairs.account] >= 0
-    keys = [full_cluster[pairs.account[in_model]] * num_reps + pairs.rep[in_model]]
-    centre = _centres(inputs.account_lat[accounts], inputs.account_lon[accounts], cluster_of, num_clusters)
+    keys = [pair_keys]
     centre_xyz = unit_vectors(centre[:, 0], centre[:, 1])
     rep_xyz = unit_vectors(inputs.rep_lat, inputs.rep_lon)
     active = inputs.rep_capacity > 0
