@@ -7,6 +7,8 @@ bug there cannot hide here. Each violation is a sentence that names the constrai
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
@@ -149,7 +151,9 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
         problems.append(f"max_accounts: {rep} carries {counts[rep]} accounts > {int(limit[rep])}")
 
     if settings.assignment.mode == "balanced" and settings.assignment.balance.hard:
-        problems += _check_bands(scenario, frame, team, assigned, load)
+        def can_carry_one(rep: str, top_hours: float) -> bool:
+            return _can_carry_one(scenario, frame, team, rep, top_hours, widening)
+        problems += _check_bands(scenario, frame, team, assigned, load, can_carry_one)
     problems += _check_moves(scenario, frame)
     return problems
 
@@ -218,8 +222,72 @@ def _kth_nearest_km(lat: np.ndarray, lon: np.ndarray, target_lat: np.ndarray, ta
     return result
 
 
+def _can_carry_one(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, rep: str, top_hours: float,
+                   widening: int) -> bool:
+    """Whether some account that `rep` may take has at most `top_hours` of work in the period.
+
+    `frame` holds every account with its experience `need`; eligibility is judged by this module's own
+    rules (owner, pairs table, lock, segment, experience, distance, nearness).
+    """
+    settings = scenario.settings
+    rules = settings.assignment.eligibility
+    share = settings.period.months / 12
+    hours = frame["workload_hours"].to_numpy(dtype=float) * share
+    forced = np.zeros(len(frame), dtype=bool)
+    banned = np.zeros(len(frame), dtype=bool)
+    if scenario.pairs is not None and len(scenario.pairs):
+        table = scenario.pairs.drop_duplicates(["account_id", "rep_id"], keep="last")
+        row = _pair_positions(table, frame.index, np.full(len(frame), rep, dtype=object))
+        found = row >= 0
+        eligible = table["eligible"]
+        forced[found] = eligible.eq(True).fillna(False).to_numpy(dtype=bool)[row[found]]
+        banned[found] = eligible.eq(False).fillna(False).to_numpy(dtype=bool)[row[found]]
+        override = table["workload_hours"].to_numpy(dtype=float)[row[found]]
+        hours[found] = np.where(np.isnan(override), hours[found], override * share)
+    owner = frame["current_owner"]
+    is_owner = owner.eq(rep).fillna(False).to_numpy(dtype=bool)
+    locked_away = frame["locked"].to_numpy(dtype=bool) & ~is_owner
+    fits = (hours <= top_hours * (1 + TOLERANCE) + TOLERANCE) & ~locked_away & ~(banned & ~is_owner)
+    if (fits & (is_owner | forced)).any():
+        return True
+    ruled = fits & ~is_owner & ~forced
+    ruled &= frame["need"].to_numpy() <= team.at[rep, "experience_years"] + TOLERANCE
+    if rules.segment_match:
+        ruled &= frame["segment"].to_numpy() == team.at[rep, "segment"]
+    lat, lon = frame["lat"].to_numpy(dtype=float), frame["lon"].to_numpy(dtype=float)
+    distance = _km(lat, lon, float(team.at[rep, "lat"]), float(team.at[rep, "lon"]))
+    if rules.max_distance_km is not None:
+        ruled &= ~(distance > rules.max_distance_km * (1 + TOLERANCE))
+    if not ruled.any() or rules.nearest_reps is None or widening > WIDEST:
+        return bool(ruled.any())
+    # nearness, as _check_nearness judges it: rep among the account's k nearest of its pool, or the account
+    # among the rep's fill nearest of its class
+    k, fill_factor = rules.nearest_reps * 2**widening, 2.0 * 2**widening
+    segment = frame["segment"] if rules.segment_match else pd.Series("", index=frame.index)
+    class_of = frame.groupby([segment, frame["need"]], dropna=False, sort=False).ngroup().to_numpy()
+    active = team[team["capacity"] > 0]
+    for group in np.unique(class_of[ruled]):
+        rows = np.flatnonzero(ruled & (class_of == group))
+        members = np.flatnonzero(class_of == group)
+        pool = active[active["experience_years"] >= frame["need"].iat[rows[0]] - TOLERANCE]
+        if rules.segment_match:
+            pool = pool[pool["segment"] == frame["segment"].iat[rows[0]]]
+        if len(pool) <= k or not np.isfinite(distance[rows]).all():
+            return True
+        kth_rep = _kth_nearest_km(pool["lat"].to_numpy(dtype=float), pool["lon"].to_numpy(dtype=float),
+                                  lat[rows], lon[rows], k)
+        if (distance[rows] <= kth_rep + 1e-9).any():
+            return True
+        fill = int(min(len(members), np.ceil(fill_factor * len(members) / len(pool))))
+        kth_account = _kth_nearest_km(lat[members], lon[members], np.array([float(team.at[rep, "lat"])]),
+                                      np.array([float(team.at[rep, "lon"])]), fill)
+        if (distance[rows] <= kth_account[0] + 1e-9).any():
+            return True
+    return False
+
+
 def _check_bands(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, assigned: pd.DataFrame,
-                 load: pd.Series) -> list[str]:
+                 load: pd.Series, can_carry_one: Callable[[str, float], bool]) -> list[str]:
     settings = scenario.settings
     balance = settings.assignment.balance
     share = settings.period.months / 12
@@ -235,7 +303,6 @@ def _check_bands(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, as
     weight = active["capacity"] * (1 + balance.experience_weight * active["experience_years"].clip(upper=10) / 10)
     expected = weight / weight.groupby(rep_group).transform("sum") * rep_group.map(potential).fillna(0.0)
     carried = (frame.loc[frame["rep"].notna(), "potential"] * share).groupby(frame["rep"].dropna()).sum()
-    smallest = (frame["workload_hours"] * share).groupby(account_group).min()
     problems = []
     for rep in active.index:
         target = utilisation.get(rep_group[rep], 0.0) * active.at[rep, "capacity"]
@@ -243,7 +310,8 @@ def _check_bands(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, as
             continue
         lo, hi = (1 - balance.workload_tolerance) * target, min((1 + balance.workload_tolerance) * target,
                                                                active.at[rep, "capacity"])
-        floor = hi >= smallest.get(rep_group[rep], np.inf)  # else the rep cannot carry one account: no floor
+        # a rep who carries nothing, and may take no account that fits under its band top, has no floor
+        floor = load[rep] > 0 or can_carry_one(rep, hi)
         lo = lo if floor else 0.0
         if not lo * (1 - TOLERANCE) - TOLERANCE <= load[rep] <= hi * (1 + TOLERANCE) + TOLERANCE:
             problems.append(f"workload_balance: {rep} carries {load[rep]:,.1f} h, outside {lo:,.1f}–{hi:,.1f} h")

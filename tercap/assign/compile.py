@@ -206,11 +206,11 @@ def _compile_balanced(scenario: Scenario, inputs: AssignmentInputs, pairs: Pairs
     w_lo, w_hi = (1 - balance.workload_tolerance) * target_w, np.minimum(
         (1 + balance.workload_tolerance) * target_w, inputs.rep_capacity)
     p_lo, p_hi = (1 - balance.potential_tolerance) * target_p, (1 + balance.potential_tolerance) * target_p
-    # a rep whose band top is below the smallest account of its group (there a few weeks of the period)
-    # can carry no account at all: it keeps the band's top but has no floor
-    smallest = np.full(len(inputs.group_names), np.inf)
-    np.minimum.at(smallest, inputs.account_group, inputs.account_workload)
-    no_floor = w_hi < smallest[inputs.rep_group]
+    # a rep whose band top is below the smallest account it may take (a hire there a few weeks of the
+    # period, a rep among large accounts only) can carry no account at all: it keeps the top, no floor
+    smallest = np.full(r, np.inf)
+    np.minimum.at(smallest, pairs.rep, pairs.workload)
+    no_floor = w_hi < smallest
     w_lo, p_lo = np.where(no_floor, 0.0, w_lo), np.where(no_floor, 0.0, p_lo)
     balanced = np.flatnonzero(target_w > 0)
     position = np.full(r, -1)

@@ -91,3 +91,27 @@ def test_a_rep_there_only_days_has_no_band_floor():
     result = plan(scenario, "exact")
     assert result.status.has_plan and result.violations == ()
     assert result.reps.set_index("rep_id").at["L1", "accounts"] == 0
+
+
+def test_a_rep_among_large_accounts_only_has_no_band_floor():
+    """S's band top (about 10 h) is below every account it may take (the 20-h accounts around it), though
+    its segment has 5-h accounts far away: it carries nothing, and engine and checker both allow that."""
+    scenario = two_metros(west_accounts=8, east_accounts=8)
+    reps = scenario.reps.assign(lon=[-120.0, -121.0, -75.0, -75.5], capacity_hours=[40.0, 40.0, 160.0, 160.0])
+    small = reps.iloc[[3]].assign(rep_id="S1", lat=45.0, capacity_hours=20.0)
+    hours = np.where(scenario.accounts["lon"] < -100, 5.0, 20.0)
+    accounts = scenario.accounts.assign(workload_hours=hours, potential=50.0 * hours)
+    scenario = scenario.replace(reps=pd.concat([reps, small], ignore_index=True), accounts=accounts)
+    compiled = compile_assignment(scenario)
+    s1 = list(compiled.inputs.rep_ids).index("S1")
+    assert compiled.pairs.workload[compiled.pairs.rep == s1].min() == 20.0
+    assert compiled.workload_band[0][s1] == 0.0 < compiled.workload_band[1][s1] < 20.0
+    result = plan(scenario, "exact")
+    assert result.status.has_plan and result.violations == ()
+    assert result.reps.set_index("rep_id").at["S1", "accounts"] == 0
+    # a 5-h account next to S1 is one it could carry: then the floor holds, and the checker says so
+    near = accounts.iloc[[0]].assign(account_id="N1", lat=45.0, lon=-75.5)
+    widened = scenario.replace(accounts=pd.concat([accounts, near], ignore_index=True))
+    table = result.assignments[["account_id", "rep_id"]]
+    table = pd.concat([table, pd.DataFrame({"account_id": ["N1"], "rep_id": ["E1"]})], ignore_index=True)
+    assert any("workload_balance: S1" in problem for problem in check_assignment(widened, table))
