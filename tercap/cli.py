@@ -243,6 +243,56 @@ def calibrate_command(path: ScenarioPath) -> None:
     out.print(table)
 
 
+@app.command("backtest")
+def backtest_command(
+    path: ScenarioPath,
+    as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Origin date (YYYY-MM-DD) of a forecast; "
+                                                    "repeat for several (default: the last four quarters).")] = None,
+    months: Annotated[int, typer.Option("--months", min=1, max=24, help="Months forecast from each origin.")] = 3,
+    trials: Annotated[int, typer.Option("--trials", min=100, help="Trials per forecast.")] = 2_000,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed (default: the scenario's).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")
+                       ] = None,
+) -> None:
+    """Forecast past windows from what was known at their start and score them against what closed:
+    MAPE and bias of P50, pinball loss, CRPS, P10–P90 coverage. Writes backtest/forecasts.csv and
+    backtest/summary.json."""
+    import datetime as dt
+
+    from tercap.runfolder import run_folder
+    from tercap.simulate.backtest import backtest
+
+    origins = None
+    if as_of:
+        try:
+            origins = [dt.date.fromisoformat(text) for text in as_of]
+        except ValueError as exc:
+            raise TercapError(f"--as-of: {exc} (expected YYYY-MM-DD)") from exc
+    scenario = tercap.load(path)
+    started = time.perf_counter()
+    with err.status("backtesting …") as status:
+        result = backtest(scenario, origins, months, trials=trials, seed=seed,
+                          progress=lambda done, total: status.update(f"backtesting: origin {done} of {total} …"))
+    target = out_dir or Path("runs") / scenario.name
+    with run_folder(target) as folder:
+        folder.csv("backtest/forecasts.csv", result.forecasts)
+        folder.json("backtest/summary.json", result.summary())
+    windows = _table(f"Forecasts of {months} month(s) ({result.trials:,} trials each, "
+                     f"{time.perf_counter() - started:.1f} s)", "origin", "actual", "P10", "P50", "P90", "covered")
+    for row in result.forecasts[result.forecasts["level"] == "company"].itertuples(index=False):
+        windows.add_row(str(row.origin), _money(row.actual), _money(row.p10), _money(row.p50), _money(row.p90),
+                        "yes" if row.covered else "[yellow]no[/]")
+    out.print(windows)
+    metrics = _table("Accuracy", "level", "windows", "MAPE (P50)", "bias (P50)", "pinball", "CRPS",
+                     "P10–P90 coverage")
+    for row in result.metrics().itertuples(index=False):
+        metrics.add_row(row.level, f"{row.windows}", f"{row.mape:.1%}", f"{row.bias:+.1%}", f"{row.pinball:.3f}",
+                        f"{row.crps:.3f}", f"{row.coverage:.0%}")
+    out.print(metrics)
+    out.print("pinball and CRPS are relative to the mean actual; a calibrated model covers about 80% of windows")
+    out.print(f"run folder: {target}", highlight=False)
+
+
 def _figure(value: float) -> str:
     """A fitted value as a reader wants it: whole numbers with separators, small ones to 3 decimals."""
     if value != value:  # NaN

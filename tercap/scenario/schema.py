@@ -437,6 +437,9 @@ class Simulation(Section):
                                 ge=0, le=1)
     pipeline_yield: Float = F(0.25, "Share of an account's annual potential that turns into won "
                               "revenue in a year; sets the arrival rate of new opportunities.", ge=0)
+    use_history: Bool = F(True, "Fit the pipeline model to the history table (see `tercap calibrate`): "
+                          "a value this section sets (other than its default) is kept, the others are "
+                          "fitted where the history holds enough deals.")
 
     @model_validator(mode="after")
     def _stages_valid(self) -> Simulation:

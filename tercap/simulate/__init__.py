@@ -11,6 +11,7 @@ from tercap.errors import TercapError
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts
 from tercap.simulate.book import DealBook, build_book
+from tercap.simulate.calibrate import calibrated_settings
 from tercap.simulate.kernel import BLOCK_TRIALS, BlockOutcome, block_seeds, simulate_blocks
 from tercap.simulate.result import SimulationResult
 
@@ -25,6 +26,9 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate the period under `plan` (a Plan; None: the scenario's current owners).
 
+    The pipeline model is the scenario's `simulation` section, with the values fitted from its history
+    in place of those it leaves at their defaults (`simulation.use_history`; see `tercap calibrate`).
+
     `quotas` (rep_id → quota) default to the company target × over-assignment, split by each rep's
     share of its book's potential weighted by its productivity over the period (start, ramp).
     Trials run in chunks of `chunk_trials` (rounded up to whole blocks of 256) on `workers`
@@ -35,6 +39,12 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
     sim = scenario.settings.simulation
     trials = int(trials or sim.trials)
     seed = int(sim.seed if seed is None else seed)
+    parameters = "the scenario's settings"
+    fitted = calibrated_settings(scenario)
+    if fitted is not sim:
+        scenario = scenario.replace(simulation=fitted)
+        parameters = (f"fitted from {len(scenario.history):,} closed deals where the scenario sets no value "
+                      "(simulation.use_history)")
     book = build_book(scenario, _account_reps(scenario, plan))
     quota, basis = _quotas(scenario, book, quotas)
     blocks = -(-trials // BLOCK_TRIALS)
@@ -69,7 +79,7 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         target=scenario.settings.quota.company_target,
         rep_revenue=np.concatenate([o.rep_revenue for o in outcomes]),
         company_monthly=np.concatenate([o.company_monthly for o in outcomes]),
-        month_labels=tuple(f"{d:%Y-%m}" for d in starts), seed=seed,
+        month_labels=tuple(f"{d:%Y-%m}" for d in starts), seed=seed, parameters=parameters,
         departures=np.concatenate([o.departures for o in outcomes]))
 
 

@@ -62,7 +62,8 @@ from scipy import integrate, optimize, stats
 from tercap.scenario import Scenario
 from tercap.scenario.schema import DealSize, FrozenDict, Simulation, Stage
 
-__all__ = ["CALIBRATED_FIELDS", "Calibration", "Estimate", "calibrate", "implied_correlation"]
+__all__ = ["CALIBRATED_FIELDS", "Calibration", "Estimate", "calibrate", "calibrated_settings",
+           "implied_correlation"]
 
 Z95 = float(stats.norm.ppf(0.975))
 DAYS_PER_YEAR = 365.25
@@ -745,3 +746,12 @@ def implied_correlation(successes: np.ndarray, trials: np.ndarray) -> Estimate:
     se_tau2 = mean_square * math.sqrt(2 / freedom) / (n0 - 1)
     se = se_tau2 / _copula_density(min(rho, MAX_CORRELATION), threshold)
     return Estimate(rho, se, low, high, periods)
+
+
+def calibrated_settings(scenario: Scenario) -> Simulation:
+    """The simulation settings a run uses: the scenario's, with the values fitted from its history in
+    place of those it leaves at their defaults (when `use_history` is on and there is a history)."""
+    simulation = scenario.settings.simulation
+    if not simulation.use_history or scenario.history is None or scenario.history.empty:
+        return simulation
+    return calibrate(scenario).apply(simulation)

@@ -26,6 +26,7 @@ class SimulationResult:
     month_labels: tuple[str, ...]
     seed: int
     departures: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    parameters: str = "the scenario's settings"  # where the pipeline model's values come from
 
     def __post_init__(self) -> None:
         for array in (self.rep_revenue, self.company_monthly, self.quota):
@@ -73,6 +74,7 @@ class SimulationResult:
         return {
             "scenario": self.scenario, "trials": self.trials, "seed": self.seed,
             "target": self.target, "quota_total": float(self.quota.sum()), "quota_basis": self.quota_basis,
+            "parameters": self.parameters,
             "revenue_mean": float(revenue.mean()), "revenue_std": float(revenue.std()),
             "revenue_p10": p10, "revenue_p50": p50, "revenue_p90": p90,
             "p_hit_target": float((revenue >= self.target).mean()) if self.target else None,
