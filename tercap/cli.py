@@ -192,21 +192,30 @@ def simulate_command(
                                              "processes) or a scheduler address tcp://host:port.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")
                        ] = None,
+    per_trial: Annotated[bool, typer.Option("--per-trial", help="Also write every trial: sim/trials.parquet "
+                                            "(revenue per rep and company) and sim/monthly.parquet.")] = False,
 ) -> None:
     """Stress-test a plan by Monte Carlo: writes sim/reps.csv and sim/company.json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from tercap.runfolder import run_folder
     from tercap.simulate import simulate
 
     scenario = tercap.load(path)
     plan = _read_plan(plan_dir) if plan_dir else None
     started = time.perf_counter()
-    with err.status("simulating …") as status:
+    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("simulate", total=None)
         result = simulate(scenario, plan, trials=trials, seed=seed, workers=workers, dask=dask,
-                          progress=lambda done, total: status.update(f"simulating: chunk {done} of {total} …"))
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
     target = out_dir or Path("runs") / scenario.name
     with run_folder(target) as folder:
         folder.csv("sim/reps.csv", result.reps())
         folder.json("sim/company.json", result.company())
+        if per_trial:
+            folder.parquet("sim/trials.parquet", result.trials_frame())
+            folder.parquet("sim/monthly.parquet", result.monthly_frame())
     figures = result.company()
     table = _table(f"Simulation: {result.trials:,} trials in {time.perf_counter() - started:.1f} s", "measure",
                    "value")
@@ -220,6 +229,7 @@ def simulate_command(
                                                   f"({figures['expected_reps_at_quota']:.1f} of "
                                                   f"{figures['reps_with_quota']} reps at quota)")
     table.add_row("quotas", figures["quota_basis"])
+    table.add_row("pipeline model", figures["parameters"])
     out.print(table)
     out.print(f"run folder: {target}", highlight=False)
 

@@ -60,6 +60,9 @@ class RunFolder:
     def csv(self, relative: str, frame: pd.DataFrame) -> None:
         neutralise_text(frame).round(FLOAT_DECIMALS).to_csv(self.path(relative), index=False)
 
+    def parquet(self, relative: str, frame: pd.DataFrame) -> None:
+        frame.to_parquet(self.path(relative), index=False)
+
     def json(self, relative: str, data: dict[str, Any]) -> None:
         self.path(relative).write_text(json.dumps(_json_safe(data), indent=2, ensure_ascii=False) + "\n",
                                        encoding="utf-8")

@@ -56,6 +56,8 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         return min(count * BLOCK_TRIALS, trials - first * BLOCK_TRIALS)
 
     outcomes: list[BlockOutcome] = []
+    if progress:
+        progress(0, len(chunks))
     if dask:
         outcomes = _on_dask(dask, workers, book, seeds, [(first, trials_in(first, count)) for first, count in chunks],
                             progress)

@@ -57,6 +57,19 @@ class SimulationResult:
             "expected_attainment": np.where(has_quota, revenue.mean(axis=0) / np.where(has_quota, quota, 1), np.nan),
         }, columns=list(REP_COLUMNS))
 
+    def trials_frame(self) -> pd.DataFrame:
+        """Per trial: its number, each rep's closed revenue (a column per rep_id) and the company's."""
+        frame = pd.DataFrame(self.rep_revenue, columns=[str(rep) for rep in self.rep_ids])
+        frame.insert(0, "trial", np.arange(self.trials))
+        frame["company"] = self.company_revenue
+        return frame
+
+    def monthly_frame(self) -> pd.DataFrame:
+        """Per trial: the company's closed revenue in each month (a column per month, YYYY-MM)."""
+        frame = pd.DataFrame(self.company_monthly, columns=list(self.month_labels))
+        frame.insert(0, "trial", np.arange(self.trials))
+        return frame
+
     def attainment_rate(self) -> np.ndarray:
         """Per trial, the share of reps with a quota who reach it."""
         has_quota = self.quota > 0

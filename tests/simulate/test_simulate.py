@@ -171,6 +171,19 @@ def test_cli_simulate_writes_sim_files(tmp_path, capsys):
     assert company["trials"] == 1000 and 0 <= company["p_hit_target"] <= 1
 
 
+def test_cli_simulate_per_trial_writes_parquet(tmp_path, capsys):
+    code = main(["simulate", str(REPO / "scenarios" / "acme_fy27.yaml"), "--trials", "600", "--per-trial",
+                 "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().out
+    trials = pd.read_parquet(tmp_path / "sim" / "trials.parquet")
+    monthly = pd.read_parquet(tmp_path / "sim" / "monthly.parquet")
+    reps = pd.read_csv(tmp_path / "sim" / "reps.csv")
+    assert len(trials) == len(monthly) == 600 and list(trials["trial"]) == list(range(600))
+    assert list(trials.columns[1:-1]) == list(reps["rep_id"])
+    np.testing.assert_allclose(trials[reps["rep_id"]].mean().to_numpy(), reps["mean"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(monthly.drop(columns="trial").sum(axis=1), trials["company"], rtol=1e-9)
+
+
 def test_cli_simulate_without_a_plan_folder_exits_2(tmp_path, capsys):
     code = main(["simulate", str(REPO / "scenarios" / "acme_fy27.yaml"), "--plan", str(tmp_path / "nothing")])
     assert code == 2
