@@ -1,22 +1,26 @@
 """Why an assignment has no plan, in plain words.
 
-Cheap necessary checks first (workload against capacity, accounts no rep may take, locks, bands
-narrower than an account, moves forced beyond the cap), then each constraint family is relaxed in
+Cheap necessary checks first (workload against capacity, accounts no rep may take, locks, a rep
+whose bands no set of its accounts can meet, moves forced beyond the cap), then each constraint family is relaxed in
 turn to name the one that blocks.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from tercap.assign.compile import FAMILY_TEXT, CompiledAssignment
 from tercap.backends import SolveLimits, get_backend
+from tercap.model import LinearModel
 from tercap.scenario import Scenario
 from tercap.status import SolveStatus
 
 RELAXABLE = ("workload_balance", "potential_balance", "moved_share", "moved_potential_share", "max_accounts",
              "capacity")
 RELAX_SECONDS = 20.0
+MAX_BAND_CHECKS = 50  # reps whose band is narrower than their smallest account, tried one by one
+BAND_CHECK_SECONDS = 2.0
 
 
 def _ids(values: np.ndarray, limit: int = 5) -> str:
@@ -61,11 +65,16 @@ def necessary_checks(scenario: Scenario, compiled: CompiledAssignment) -> list[s
 
     if compiled.mode == "balanced" and compiled.hard_balance:
         lo, hi = compiled.workload_band
+        checked = 0
         for rep in np.flatnonzero(compiled.target_workload > 0):
             candidates = pairs.workload[pairs.rep == rep]
-            if candidates.size and lo[rep] > 0 and hi[rep] - lo[rep] < candidates.min():
-                findings.append(f"the workload band of {inputs.rep_ids[rep]} ({lo[rep]:,.0f}–{hi[rep]:,.0f} h) is "
-                                f"narrower than the smallest account it could take ({candidates.min():,.0f} h).")
+            narrow = candidates.size and lo[rep] > 0 and hi[rep] - lo[rep] < candidates.min()
+            if narrow and checked < MAX_BAND_CHECKS:  # then whole accounts may step over the band: try
+                checked += 1
+                if not _band_reachable(compiled, rep):
+                    findings.append(f"no set of the accounts {inputs.rep_ids[rep]} may take lands in its bands "
+                                    f"(workload {lo[rep]:,.0f}–{hi[rep]:,.0f} h; the smallest account is "
+                                    f"{candidates.min():,.0f} h).")
             if candidates.sum() < lo[rep]:
                 findings.append(f"{inputs.rep_ids[rep]} needs at least {lo[rep]:,.0f} h of work but its eligible "
                                 f"accounts hold only {candidates.sum():,.0f} h.")
@@ -78,6 +87,28 @@ def necessary_checks(scenario: Scenario, compiled: CompiledAssignment) -> list[s
             findings.append(f"{int(forced.sum()):,} accounts must change owner (their owner has no capacity in "
                             f"the period) but the moved-share cap allows {count_cap:,.0f}.")
     return findings
+
+
+def _band_reachable(compiled: CompiledAssignment, rep: int) -> bool:
+    """Whether some set of the accounts `rep` may take meets its workload and potential bands, its
+    capacity, its account limit and its locks, alone (a small MIP)."""
+    inputs, pairs = compiled.inputs, compiled.pairs
+    mine = np.flatnonzero(pairs.rep == rep)
+    takeable = ~inputs.account_locked[pairs.account[mine]] | (inputs.account_owner[pairs.account[mine]] == rep)
+    mine = mine[takeable]
+    accounts = pairs.account[mine]
+    count = mine.size
+    (w_lo, w_hi), (p_lo, p_hi) = compiled.workload_band, compiled.potential_band
+    limit = inputs.rep_max_accounts[rep] if inputs.rep_max_accounts[rep] >= 0 else count
+    model = LinearModel(
+        cost=np.zeros(count), matrix=sp.csr_matrix(np.vstack([pairs.workload[mine], inputs.account_potential[accounts],
+                                                              np.ones(count)])),
+        row_lower=np.array([w_lo[rep], p_lo[rep], 0.0]),
+        row_upper=np.array([min(w_hi[rep], inputs.rep_capacity[rep]), p_hi[rep], float(limit)]),
+        col_lower=inputs.account_locked[accounts].astype(float), col_upper=np.ones(count),
+        integral=np.ones(count, dtype=bool))
+    result = get_backend("highs").solve(model, SolveLimits(time_limit=BAND_CHECK_SECONDS))
+    return result.status is not SolveStatus.INFEASIBLE
 
 
 def relaxation_findings(compiled: CompiledAssignment) -> list[str]:

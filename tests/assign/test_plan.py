@@ -115,6 +115,23 @@ def test_band_too_narrow_names_the_balance_family():
     assert "workload balance band" in text and "blocks" in text, plan.diagnosis
 
 
+@pytest.mark.parametrize("hours, blocked", [((30.0, 30.0, 30.0), True), ((30.0, 15.0, 45.0), False)])
+def test_a_band_no_set_of_accounts_can_meet_is_named(hours, blocked):
+    """Two reps of 100 h, accounts of 30 h: each rep's band (about 40–50 h) lies between one and two
+    accounts. With 30, 15 and 45 h the same band is narrow too, but 45 h (or 30 + 15) meets it."""
+    scenario = tiny_scenario(3, accounts=3, reps=2, assignment={"balance": {"workload_tolerance": 0.1,
+                                                                          "potential_tolerance": 5.0}})
+    scenario = scenario.replace(reps=scenario.reps.assign(capacity_hours=100 / 12),  # per month
+                                accounts=scenario.accounts.assign(workload_hours=list(hours), locked=False))
+    plan = tercap.plan(scenario, QUICK)
+    named = [line for line in plan.diagnosis if "lands in its bands" in line]
+    if blocked:
+        assert plan.status is SolveStatus.INFEASIBLE
+        assert len(named) == 2 and "R0" in named[0] and "30 h" in named[0], plan.diagnosis
+    else:
+        assert plan.status.has_plan and not named
+
+
 def test_departed_owner_beyond_move_cap_is_diagnosed():
     scenario = tiny_scenario(4, accounts=8, reps=3, assignment={"continuity": {"max_moved_share": 0.0}})
     reps = scenario.reps.assign(end_date=pd.to_datetime(["2026-06-30", None, None]))
