@@ -433,6 +433,10 @@ class Simulation(Section):
         "Relative rate of new opportunities by calendar month (January first); normalised to mean 1.")
     market_correlation: Float = F(0.05, "ρ of the one-factor Gaussian copula on win probabilities "
                                   "(0: deals independent).", ge=0, lt=1)
+    amount_change_ratio: Float = F(1.0, "Mean ratio of an open deal's final (won) amount to the amount in "
+                                   "the CRM (e.g. 0.9: deals close 10% smaller on average).", gt=0)
+    amount_change_sigma: Float = F(0.0, "σ of the log of that ratio, deal by deal (0: every deal closes at "
+                                   "its CRM amount × the mean ratio).", ge=0)
     slip_probability: Float = F(0.25, "Probability that a deal's close date slips by a stage duration.",
                                 ge=0, le=1)
     pipeline_yield: Float = F(0.25, "Share of an account's annual potential that turns into won "

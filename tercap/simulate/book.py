@@ -3,7 +3,8 @@
 Open deals (the scenario's `pipeline` table) follow their account to the rep the plan gives it. A deal
 in stage k closes won with the product of the conversions from k on; it closes after the median days
 left in its stages (or its `expected_close`), lognormal around that with σ = `duration_sigma`, and
-slips by one more last-stage duration with `slip_probability`. Amounts are the CRM's.
+slips by one more last-stage duration with `slip_probability`. A won deal's amount is the CRM's times
+a lognormal ratio of mean `amount_change_ratio` and log-σ `amount_change_sigma`.
 
 New deals arrive on each rep's accounts at a rate set so that, at the scenario's win rate and deal
 sizes, an account's annual potential × `pipeline_yield` would be won in a year; by calendar month with
@@ -44,6 +45,8 @@ class DealBook:
     productivity: np.ndarray  # (reps × months) share of a ramped rep's output (start, end, ramp)
     ramp_curve: np.ndarray  # (reps × months) productivity k months after a backfill hire starts
     win_rate: float  # of a new opportunity
+    amount_ratio: float  # mean final ÷ CRM amount of a won open deal
+    amount_sigma: float  # σ of the log of that ratio
     correlation: float  # ρ of the one-factor Gaussian copula
     monthly_hazard: float  # probability a rep leaves in a given month
     backfill_months: int
@@ -105,6 +108,7 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
                     deal_amount=amount, deal_close_month=close, cell_rep=cells[0], cell_median_amount=cells[1],
                     cell_sigma=cells[2], cell_opportunities=cells[3], cell_close_month=cells[4],
                     productivity=productivity, ramp_curve=ramp, win_rate=float(win_from_stage[0]),
+                    amount_ratio=float(sim.amount_change_ratio), amount_sigma=float(sim.amount_change_sigma),
                     correlation=float(sim.market_correlation), monthly_hazard=float(hazard),
                     backfill_months=round(settings.capacity.backfill_lag_months))
 

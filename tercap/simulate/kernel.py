@@ -99,14 +99,15 @@ def _open_deals(book: DealBook, rng: np.random.Generator, market: np.ndarray) ->
     probability of closing inside the period: deals are sliced by win-probability class so that p(Z)
     is one column per class, never a gather. The month a counted deal lands in is spread over the
     months by its close-month probabilities (yearly totals per trial are exact draws; monthly figures
-    are their expectation over close dates)."""
+    are their expectation over close dates). A counted deal's amount is the CRM's × the mean ratio,
+    with a lognormal change per deal and trial where `amount_sigma` > 0."""
     trials, months, reps = market.size, book.months, book.num_reps
     rho = book.correlation
     inside = 1.0 - book.deal_close_month[:, -1]
     month_share = (book.deal_close_month[:, :months] / np.maximum(inside, 1e-300)[:, None]).astype(np.float32)
     with np.errstate(divide="ignore"):
         inverse_inside = (1.0 / inside).astype(np.float32)
-    amount = book.deal_amount.astype(np.float32)
+    amount = (book.deal_amount * book.amount_ratio * np.exp(-book.amount_sigma**2 / 2)).astype(np.float32)
     classes, class_of = np.unique(book.deal_threshold, return_inverse=True)
     if classes.size > MAX_CLASSES:  # every deal its own probability: one column per deal
         classes, class_of = book.deal_threshold, np.arange(book.num_deals)
@@ -117,8 +118,11 @@ def _open_deals(book: DealBook, rng: np.random.Generator, market: np.ndarray) ->
     draws *= inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
     rep_revenue = np.zeros((trials, reps))
     monthly = np.zeros((trials, months))
+    changes = book.amount_sigma > 0
     if classes.size > MAX_CLASSES:
         counted = np.multiply(draws < win, amount[None, :], dtype=np.float32)
+        if changes:
+            counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
         rep_revenue += _sum_columns(counted, book.deal_rep, reps)
         return rep_revenue, monthly + counted @ month_share
     sorted_rep = book.deal_rep[order]
@@ -130,11 +134,18 @@ def _open_deals(book: DealBook, rng: np.random.Generator, market: np.ndarray) ->
         contiguous = deals[-1] - deals[0] == hi - lo - 1 and bool(np.all(np.diff(deals) == 1))
         columns = slice(deals[0], deals[-1] + 1) if contiguous else deals
         counted = np.multiply(draws[:, columns] < win[:, k: k + 1], amount[None, columns], dtype=np.float32)
+        if changes:
+            counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
         deal_rep = sorted_rep[lo:hi]
         first = np.flatnonzero(np.r_[True, deal_rep[1:] != deal_rep[:-1]])
         rep_revenue[:, deal_rep[first]] += np.add.reduceat(counted, first, axis=1)
         monthly += counted @ month_share[columns]
     return rep_revenue, monthly
+
+
+def _amount_changes(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
+    """exp(σ·Z) per deal and trial: with the exp(−σ²/2) already in the amounts, a ratio of mean 1."""
+    return np.exp(sigma * rng.standard_normal(shape, dtype=np.float32))
 
 
 def _sum_columns(values: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:

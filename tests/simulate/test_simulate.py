@@ -91,6 +91,20 @@ def test_market_factor_keeps_win_rates_and_widens_the_range(example_book):
     assert correlated.var() > 10 * independent.var()
 
 
+def test_amount_changes_have_the_stated_mean_and_spread(example_book):
+    """One deal, p = 0.4, CRM amount 1,000: final amount 1,000 × lognormal ratio of mean 0.9, log-σ 0.5.
+    Mean p·0.9·a; second moment p·(0.9·a)²·e^{σ²}."""
+    p, amount, ratio, sigma = 0.4, 1_000.0, 0.9, 0.5
+    book = dataclasses.replace(open_deals_only(example_book, np.array([p]), np.array([amount])),
+                               amount_ratio=ratio, amount_sigma=sigma)
+    revenue = run(book, 200_000).rep_revenue[:, 0]
+    mean, second = p * ratio * amount, p * (ratio * amount) ** 2 * np.exp(sigma**2)
+    error = np.sqrt((second - mean**2) / revenue.size)
+    assert abs(revenue.mean() - mean) < 3 * error
+    assert (revenue**2).mean() == pytest.approx(second, rel=0.03)
+    assert (revenue > 0).mean() == pytest.approx(p, abs=0.005)  # the win rate is untouched
+
+
 def test_new_deals_bring_their_expected_revenue(example_book):
     book = dataclasses.replace(example_book, deal_rep=np.zeros(0, dtype=np.int64), deal_threshold=np.zeros(0),
                                deal_amount=np.zeros(0), deal_close_month=np.zeros((0, example_book.months + 1)),
