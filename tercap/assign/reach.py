@@ -25,6 +25,7 @@ OUTSIDE_PRICE = 100.0  # per share of all workload sent outside the current pair
 UNPLACED_PRICE = 10_000.0  # per share of all workload left without a rep
 HALF_EARTH_KM = 20_016.0
 FLOW_EPSILON = 1e-6
+REACH_MARGIN = 0.5  # of each band's width (at most one mean account) asked of the transport LP beyond the floor
 
 
 def reach_pairs(compiled: CompiledAssignment, rules: Eligibility, seconds: float = 60.0
@@ -69,10 +70,35 @@ def reach_pairs(compiled: CompiledAssignment, rules: Eligibility, seconds: float
     distance = haversine_km(centre[columns_cluster, 0], centre[columns_cluster, 1], inputs.rep_lat[columns_rep],
                             inputs.rep_lon[columns_rep])
     share = work[columns_cluster] / total_work
-    num_cols = columns_cluster.size + num_clusters  # flows, then one "unplaced" column per cluster
     cost = np.concatenate([share * (distance / HALF_EARTH_KM + OUTSIDE_PRICE * outside),
                            UNPLACED_PRICE * work / total_work])
 
+    for margin in (REACH_MARGIN, 0.0):  # room for whole accounts first; the bare bands if that finds no way
+        model = _transport_model(compiled, columns_cluster, columns_rep, work, potential, count, cost, margin)
+        result = get_backend("highs").solve(model, SolveLimits(time_limit=max(seconds, 1.0)))
+        if result.status is SolveStatus.OPTIMAL and result.x is not None:
+            break
+    else:
+        return empty
+    needed = np.flatnonzero(outside & (result.x[: columns_cluster.size] > FLOW_EPSILON))
+    if needed.size == 0:
+        return empty
+    by_cluster = np.argsort(cluster_of, kind="stable")
+    cluster_start = np.searchsorted(cluster_of[by_cluster], np.arange(num_clusters + 1))
+    sizes = cluster_start[columns_cluster[needed] + 1] - cluster_start[columns_cluster[needed]]
+    members = np.concatenate([by_cluster[cluster_start[c]: cluster_start[c + 1]] for c in columns_cluster[needed]])
+    return accounts[members], np.repeat(columns_rep[needed], sizes)
+
+
+def _transport_model(compiled: CompiledAssignment, columns_cluster: np.ndarray, columns_rep: np.ndarray,
+                     work: np.ndarray, potential: np.ndarray, count: np.ndarray, cost: np.ndarray,
+                     margin: float) -> LinearModel:
+    """Clusters → reps as a transport LP: flows, then one "unplaced" column per cluster. Each rep's
+    floors are raised by `margin` of its band's width (at most its group's mean account): fractions of
+    clusters meet a floor exactly where whole accounts may not, and the LP reaches no farther than that."""
+    inputs = compiled.inputs
+    num_reps, num_clusters = inputs.num_reps, work.size
+    num_cols = columns_cluster.size + num_clusters
     rows = RowBuilder(num_cols)
     flow = np.arange(columns_cluster.size)
     rows.add("assign", np.concatenate([columns_cluster, np.arange(num_clusters)]),
@@ -86,32 +112,27 @@ def reach_pairs(compiled: CompiledAssignment, rules: Eligibility, seconds: float
     reps = np.arange(num_reps)
     hard = compiled.mode == "balanced" and compiled.hard_balance
     banded = hard & (compiled.target_workload > 0)
-    work_lower = np.where(banded, compiled.workload_band[0], -INF) - fixed_work
-    rows.add("capacity", columns_rep, flow, work[columns_cluster], work_lower,
-             compiled.workload_ceiling - fixed_work, reps)
+    groups = len(inputs.group_names)
+    per_group = np.maximum(np.bincount(inputs.account_group, minlength=groups), 1)
+    mean_work = (np.bincount(inputs.account_group, inputs.account_workload, minlength=groups) / per_group)
+    mean_potential = (np.bincount(inputs.account_group, inputs.account_potential, minlength=groups) / per_group)
+    w_lo, ceiling = compiled.workload_band[0], compiled.workload_ceiling
+    lift = np.clip(np.minimum(margin * (ceiling - w_lo), mean_work[inputs.rep_group]), 0.0, None)
+    work_lower = np.where(banded, w_lo + lift, -INF) - fixed_work
+    rows.add("capacity", columns_rep, flow, work[columns_cluster], work_lower, ceiling - fixed_work, reps)
     if hard:
         p_lo, p_hi = compiled.potential_band
+        p_lift = np.clip(np.minimum(margin * (p_hi - p_lo), mean_potential[inputs.rep_group]), 0.0, None)
         unit = np.maximum(compiled.target_potential, 1.0)  # money in units of the rep's target
         rows.add("potential_balance", columns_rep, flow, potential[columns_cluster] / unit[columns_rep],
-                 np.where(banded, p_lo, -INF) / unit - fixed_potential / unit,
+                 np.where(banded, p_lo + p_lift, -INF) / unit - fixed_potential / unit,
                  np.where(banded, p_hi, INF) / unit - fixed_potential / unit, reps)
     limit = np.where(inputs.rep_max_accounts >= 0, inputs.rep_max_accounts - fixed_count, INF)
     rows.add("max_accounts", columns_rep, flow, count[columns_cluster], np.full(num_reps, -INF), limit, reps)
     matrix, row_lower, row_upper, family, owner = rows.build()
-    model = LinearModel(cost=cost, matrix=matrix, row_lower=row_lower, row_upper=row_upper,
-                        col_lower=np.zeros(num_cols), col_upper=np.ones(num_cols),
-                        integral=np.zeros(num_cols, dtype=bool), row_family=family, row_owner=owner)
-    result = get_backend("highs").solve(model, SolveLimits(time_limit=max(seconds, 1.0)))
-    if result.status is not SolveStatus.OPTIMAL or result.x is None:
-        return empty
-    needed = np.flatnonzero(outside & (result.x[: columns_cluster.size] > FLOW_EPSILON))
-    if needed.size == 0:
-        return empty
-    by_cluster = np.argsort(cluster_of, kind="stable")
-    cluster_start = np.searchsorted(cluster_of[by_cluster], np.arange(num_clusters + 1))
-    sizes = cluster_start[columns_cluster[needed] + 1] - cluster_start[columns_cluster[needed]]
-    members = np.concatenate([by_cluster[cluster_start[c]: cluster_start[c + 1]] for c in columns_cluster[needed]])
-    return accounts[members], np.repeat(columns_rep[needed], sizes)
+    return LinearModel(cost=cost, matrix=matrix, row_lower=row_lower, row_upper=row_upper,
+                       col_lower=np.zeros(num_cols), col_upper=np.ones(num_cols),
+                       integral=np.zeros(num_cols, dtype=bool), row_family=family, row_owner=owner)
 
 
 def _candidate_columns(compiled: CompiledAssignment, accounts: np.ndarray, cluster_of: np.ndarray,

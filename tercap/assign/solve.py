@@ -314,10 +314,16 @@ def _repair(compiled: CompiledAssignment, chosen: np.ndarray, backend: Backend, 
     size, word, last_free = max(profile.lns_reps, 2), "", -1
     while search.penalty(chosen) > 0 and clock.left() > 0:
         current = np.where(chosen >= 0, pairs.rep[np.maximum(chosen, 0)], -1)
-        free = _accounts_around(compiled, current, search.broken_reps(chosen), size, xyz)
-        if search.moves_over_cap(chosen):
-            free |= (compiled.owner_pair >= 0) & (chosen != compiled.owner_pair) & ~compiled.inputs.account_locked
-        if int(free[pairs.account].sum()) > PART_PAIRS or int(free.sum()) == last_free:
+        broken = search.broken_reps(chosen)
+        while True:  # broken reps side by side share neighbours: double until the part outgrows the failed one
+            free = _accounts_around(compiled, current, broken, size, xyz)
+            if search.moves_over_cap(chosen):
+                free |= (compiled.owner_pair >= 0) & (chosen != compiled.owner_pair) & \
+                    ~compiled.inputs.account_locked
+            if int(free.sum()) > last_free or size >= compiled.inputs.num_reps:
+                break
+            size *= 2
+        if int(free[pairs.account].sum()) > PART_PAIRS or int(free.sum()) <= last_free:
             break  # too large for an exact re-solve, or no larger than the one that just failed
         candidate, result = _solve_part(compiled, chosen, free, backend, _limits(profile, clock.left() * 0.5))
         word = result.solver_status
