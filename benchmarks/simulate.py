@@ -25,41 +25,46 @@ from pathlib import Path
 
 import numpy as np
 from results import update_section
-from scipy.special import ndtri
 
 SECTION = "## Monte Carlo simulation"
-STAGE_WIN = (0.20, 0.31, 0.45, 0.80)  # win probability from each open stage
 
 
 def kernel_book(scenario: object, deals: int, reps: int, seed: int = 0) -> object:
-    """The scenario's book with `deals` open deals on `reps` reps, all closing inside the period,
-    and no new deals: the open-deal kernel alone."""
+    """The scenario's book with `deals` open deals spread over its stages on `reps` reps, all closing
+    inside the period, and no new deals: the open-deal kernel alone."""
     from tercap.simulate import build_book
 
     accounts = scenario.accounts  # type: ignore[attr-defined]
     book = build_book(scenario, accounts.set_index("account_id")["current_owner"])
     rng = np.random.default_rng(seed)
-    threshold = ndtri(rng.choice(STAGE_WIN, deals))
+    stage = rng.integers(0, len(book.class_conversions), deals)
     rep = rng.integers(0, reps, deals)
-    order = np.lexsort((rep, threshold))
+    order = np.lexsort((rep, stage))
     close = np.zeros((deals, book.months + 1))
     close[:, : book.months] = 1.0 / book.months
     return dataclasses.replace(
         book, rep_ids=np.array([f"R{i}" for i in range(reps)], dtype=object), deal_rep=rep[order],
-        deal_threshold=threshold[order], deal_amount=rng.lognormal(10, 0.8, deals)[order], deal_close_month=close,
+        deal_class=stage[order], deal_amount=rng.lognormal(10, 0.8, deals)[order], deal_close_month=close,
         cell_rep=np.zeros(0, dtype=np.int64), cell_median_amount=np.zeros(0), cell_sigma=np.zeros(0),
         cell_opportunities=np.zeros((0, book.months)), cell_close_month=np.zeros((0, book.months, book.months)),
         productivity=np.ones((reps, book.months)), ramp_curve=np.ones((reps, book.months)), monthly_hazard=0.0)
 
 
 def naive(book: object, trials: int, rho: float, seed: int) -> np.ndarray:
-    """The obvious numpy: a loop over trials, a latent normal per deal, compare, bincount per rep."""
+    """The obvious numpy: a loop over trials, a latent normal per deal and stage move left, compare,
+    bincount per rep."""
     rng = np.random.default_rng(seed)
-    threshold, amount, rep = book.deal_threshold, book.deal_amount, book.deal_rep  # type: ignore[attr-defined]
+    amount, rep, klass = book.deal_amount, book.deal_rep, book.deal_class  # type: ignore[attr-defined]
+    class_thresholds, _ = book.thresholds()  # type: ignore[attr-defined]
+    moves = max(len(t) for t in class_thresholds)
+    thresholds = np.full((len(class_thresholds), moves), np.inf)
+    for k, values in enumerate(class_thresholds):
+        thresholds[k, : len(values)] = values
+    deal_thresholds = thresholds[klass]
     out = np.zeros((trials, book.num_reps))  # type: ignore[attr-defined]
     for t in range(trials):
-        latent = np.sqrt(rho) * rng.standard_normal() + np.sqrt(1 - rho) * rng.standard_normal(threshold.size)
-        won = latent <= threshold
+        latent = np.sqrt(rho) * rng.standard_normal() + np.sqrt(1 - rho) * rng.standard_normal(deal_thresholds.shape)
+        won = (latent <= deal_thresholds).all(axis=1)
         out[t] = np.bincount(rep, amount * won, minlength=out.shape[1])
     return out
 

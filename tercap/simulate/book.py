@@ -1,7 +1,8 @@
 """The deal book of a plan: open deals and the rates of new ones, as arrays the kernel samples.
 
 Open deals (the scenario's `pipeline` table) follow their account to the rep the plan gives it. A deal
-in stage k closes won with the product of the conversions from k on; it closes after the median days
+in stage k closes won with the product of the conversions from k on (on average over the market: the
+market factor acts on each stage move left, see `move_thresholds`); it closes after the median days
 left in its stages (or its `expected_close`), lognormal around that with σ = `duration_sigma`, and
 slips by one more last-stage duration with `slip_probability`. A won deal's amount is the CRM's times
 a lognormal ratio of mean `amount_change_ratio` and log-σ `amount_change_sigma`.
@@ -19,10 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts, monthly_capacity
+
+QUADRATURE_NODES = 80  # Gauss–Hermite nodes over the market factor
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,9 +36,10 @@ class DealBook:
 
     rep_ids: np.ndarray
     months: int
-    # open deals, sorted by win probability, then rep
+    # open deals, sorted by class (the stage they are in), then rep
     deal_rep: np.ndarray  # rep index
-    deal_threshold: np.ndarray  # Φ⁻¹(win probability): the copula's latent threshold
+    deal_class: np.ndarray  # index into class_conversions
+    class_conversions: tuple[np.ndarray, ...]  # per class, the conversions of the stage moves left
     deal_amount: np.ndarray
     deal_close_month: np.ndarray  # (deals × months + 1) probability of closing in each month, last: after
     # new deals: (rep, segment) cells
@@ -45,6 +51,7 @@ class DealBook:
     productivity: np.ndarray  # (reps × months) share of a ramped rep's output (start, end, ramp)
     ramp_curve: np.ndarray  # (reps × months) productivity k months after a backfill hire starts
     win_rate: float  # of a new opportunity
+    new_deal_conversions: np.ndarray  # conversions of a new opportunity's stage moves
     amount_ratio: float  # mean final ÷ CRM amount of a won open deal
     amount_sigma: float  # σ of the log of that ratio
     correlation: float  # ρ of the one-factor Gaussian copula
@@ -59,6 +66,12 @@ class DealBook:
     def num_deals(self) -> int:
         return len(self.deal_rep)
 
+    def thresholds(self) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """Latent thresholds of the moves of each class and of a new deal, at this book's ρ."""
+        rho = self.correlation
+        return (tuple(move_thresholds(c, rho) for c in self.class_conversions),
+                move_thresholds(self.new_deal_conversions, rho))
+
 
 def _lognormal_month_probabilities(median_days: np.ndarray, sigma: float, start_day: np.ndarray,
                                    month_edges: np.ndarray) -> np.ndarray:
@@ -70,6 +83,37 @@ def _lognormal_month_probabilities(median_days: np.ndarray, sigma: float, start_
     cdf = np.where(edges > 0, ndtr(z), 0.0)
     inside = np.diff(cdf, axis=1)
     return np.column_stack([inside, 1.0 - cdf[:, -1]])
+
+
+def win_given_market(thresholds: np.ndarray, market: np.ndarray, rho: float) -> np.ndarray:
+    """P(a deal passes every move | market Z): Π_j Φ((t_j − √ρ·Z) / √(1 − ρ)), one value per Z."""
+    scale = np.sqrt(1.0 - rho)
+    result = np.ones_like(market, dtype=float)
+    for threshold in thresholds:
+        result *= ndtr((threshold - np.sqrt(rho) * market) / scale)
+    return result
+
+
+def move_thresholds(conversion: np.ndarray, rho: float) -> np.ndarray:
+    """Latent thresholds of the stage moves left, Φ⁻¹(conversion) + δ, with one shift δ such that the
+    probability of passing them all, averaged over the market, is Π conversion: the moves share the
+    market factor, so they pass together more often than independent ones, and δ takes that back.
+
+    The conversions are pass rates of the deals that reached each stage (as calibration measures them),
+    whose product is the win rate from the first of them: that rate is kept, and the market's swing
+    acts on every move, not once per deal."""
+    conversion = np.clip(np.asarray(conversion, dtype=float), 1e-12, 1 - 1e-12)
+    base = ndtri(conversion)
+    if rho <= 0 or conversion.size <= 1:
+        return base
+    target = float(np.prod(conversion))
+    nodes, weights = hermegauss(QUADRATURE_NODES)
+    weights = weights / weights.sum()
+
+    def excess(shift: float) -> float:
+        return float(weights @ win_given_market(base + shift, nodes, rho)) - target
+
+    return base + brentq(excess, -12.0, 12.0, xtol=1e-12)
 
 
 def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
@@ -94,8 +138,8 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
     days_from_stage = np.cumsum(stage_days[::-1])[::-1]  # median days left from the start of stage k
     win_from_stage = np.cumprod(conversion[::-1])[::-1]
 
-    deal_rep, threshold, amount, close = _open_deals(scenario, accounts.index, rep_of_account, cycle_factor,
-                                                     days_from_stage, win_from_stage, stage_days, month_edges)
+    deal_rep, deal_class, amount, close = _open_deals(scenario, accounts.index, rep_of_account, cycle_factor,
+                                                      days_from_stage, stage_days, month_edges)
     productivity = monthly_capacity(settings, reps) / np.maximum(
         reps["capacity_hours"].to_numpy(dtype=float)[:, None], 1e-9)
     cells = _new_deal_cells(scenario, accounts, rep_of_account, segment, cycle_factor, stage_days,
@@ -104,7 +148,9 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
     ramp = np.array([[curve[min(k, len(curve) - 1)] for k in range(months)] for curve in curves]) if curves \
         else np.zeros((0, months))  # a backfill hire's productivity k months after starting
     hazard = 1.0 - (1.0 - settings.capacity.annual_attrition) ** (1 / 12)
-    return DealBook(rep_ids=rep_ids, months=months, deal_rep=deal_rep, deal_threshold=threshold,
+    return DealBook(rep_ids=rep_ids, months=months, deal_rep=deal_rep, deal_class=deal_class,
+                    class_conversions=tuple(conversion[k:] for k in range(len(conversion))),
+                    new_deal_conversions=conversion,
                     deal_amount=amount, deal_close_month=close, cell_rep=cells[0], cell_median_amount=cells[1],
                     cell_sigma=cells[2], cell_opportunities=cells[3], cell_close_month=cells[4],
                     productivity=productivity, ramp_curve=ramp, win_rate=float(win_from_stage[0]),
@@ -114,13 +160,13 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
 
 
 def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.ndarray, cycle_factor: np.ndarray,
-                days_from_stage: np.ndarray, win_from_stage: np.ndarray, stage_days: np.ndarray,
-                month_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                days_from_stage: np.ndarray, stage_days: np.ndarray, month_edges: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     sim = scenario.settings.simulation
     months = len(month_edges) - 1
     pipeline = scenario.pipeline
     if pipeline is None or pipeline.empty:
-        return (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros((0, months + 1)))
+        return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, months + 1)))
     position = account_ids.get_indexer(pipeline["account_id"])
     rep = rep_of_account[position]
     stage = pd.Index(sim.stage_names).get_indexer(pipeline["stage"])
@@ -138,10 +184,9 @@ def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.nd
     slip_days = stage_days[-1] * cycle_factor[position]
     slipped = _lognormal_month_probabilities(median_left + slip_days, sigma, start, month_edges)
     close = (1 - sim.slip_probability) * on_time + sim.slip_probability * slipped
-    threshold = ndtri(np.clip(win_from_stage[stage], 1e-12, 1 - 1e-12))
-    order = np.lexsort((rep, threshold))  # by win probability class, then rep: the kernel slices by class
-    return (rep[order].astype(np.int64), threshold[order], frame["amount"].to_numpy(dtype=float)[order],
-            close[order])
+    order = np.lexsort((rep, stage))  # by class (stage), then rep: the kernel slices by class
+    return (rep[order].astype(np.int64), stage[order].astype(np.int64),
+            frame["amount"].to_numpy(dtype=float)[order], close[order])
 
 
 def _new_deal_cells(scenario: Scenario, accounts: pd.DataFrame, rep_of_account: np.ndarray, segment: np.ndarray,

@@ -5,10 +5,11 @@ Randomness comes in fixed blocks of BLOCK_TRIALS trials, block b drawing from a 
 `SeedSequence(seed).spawn(...)[b]`: a chunk is a run of whole blocks, so the result is bit-identical
 whatever the chunk size or the number of workers.
 
-Per trial: one market factor Z ~ N(0, 1). An open deal is won when √ρ·Z + √(1−ρ)·ε ≤ Φ⁻¹(p) (a
-one-factor Gaussian copula: each deal keeps its win probability p, deals move together), i.e. with
-probability p(Z) = Φ((Φ⁻¹(p) − √ρ·Z)/√(1−ρ)) given the market; it counts when it also closes inside
-the period.
+Per trial: one market factor Z ~ N(0, 1). An open deal is won when it passes each stage move left,
+move j when √ρ·Z + √(1−ρ)·ε_j ≤ t_j (a one-factor Gaussian copula on every move, ε_j independent),
+i.e. with probability p(Z) = Π_j Φ((t_j − √ρ·Z)/√(1−ρ)) given the market, the thresholds t_j set so
+that p(Z) averages to the deal's win probability (`book.move_thresholds`); it counts when it also
+closes inside the period.
 New deals: won opportunities per (cell, close month) are Poisson with mean
 Σ_created opportunities × productivity × P(close month | created) × p(Z), where p(Z) is the win
 probability given the market (thinning a Poisson arrival process keeps it Poisson); each brings a
@@ -21,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
-from tercap.simulate.book import DealBook
+from tercap.simulate.book import DealBook, win_given_market
 
 BLOCK_TRIALS = 256
 MAX_CLASSES = 64  # open deals are sliced by win-probability class up to this many classes
@@ -49,9 +49,11 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
     outcomes = []
     done = 0
     block = first_block
+    thresholds = book.thresholds()
     while done < trials:
         size = min(BLOCK_TRIALS, trials - done)
-        outcomes.append(_simulate_block(book, np.random.Generator(np.random.PCG64DXSM(seeds[block])), size))
+        rng = np.random.Generator(np.random.PCG64DXSM(seeds[block]))
+        outcomes.append(_simulate_block(book, thresholds, rng, size))
         done += size
         block += 1
     return BlockOutcome(np.concatenate([o.rep_revenue for o in outcomes]),
@@ -59,7 +61,8 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
                         np.concatenate([o.departures for o in outcomes]))
 
 
-def _simulate_block(book: DealBook, rng: np.random.Generator, trials: int) -> BlockOutcome:
+def _simulate_block(book: DealBook, thresholds: tuple[tuple[np.ndarray, ...], np.ndarray], rng: np.random.Generator,
+                    trials: int) -> BlockOutcome:
     months, reps = book.months, book.num_reps
     rho = book.correlation
     market = rng.standard_normal(trials)
@@ -67,7 +70,7 @@ def _simulate_block(book: DealBook, rng: np.random.Generator, trials: int) -> Bl
     monthly = np.zeros((trials, months))
 
     if book.num_deals:
-        rep_part, month_part = _open_deals(book, rng, market)
+        rep_part, month_part = _open_deals(book, thresholds[0], rng, market)
         rep_revenue += rep_part
         monthly += month_part
 
@@ -76,10 +79,10 @@ def _simulate_block(book: DealBook, rng: np.random.Generator, trials: int) -> Bl
         output = book.productivity[None, :, :] * np.ones((trials, 1, 1))
         if book.monthly_hazard > 0:
             output, departures = _attrition(book, rng, output)
-        win_given_market = ndtr((ndtri(book.win_rate) - np.sqrt(rho) * market) / np.sqrt(1 - rho))
+        win = win_given_market(thresholds[1], market, rho)
         # expected wins per (trial, cell, close month)
         created = output[:, book.cell_rep, :] * book.cell_opportunities[None, :, :]
-        expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win_given_market[:, None, None]
+        expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win[:, None, None]
         counts = rng.poisson(expected)
         trial_of, cell_of, month = np.nonzero(counts)
         repeat = counts[trial_of, cell_of, month]
@@ -91,7 +94,8 @@ def _simulate_block(book: DealBook, rng: np.random.Generator, trials: int) -> Bl
     return BlockOutcome(rep_revenue, monthly, departures)
 
 
-def _open_deals(book: DealBook, rng: np.random.Generator, market: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _open_deals(book: DealBook, class_thresholds: tuple[np.ndarray, ...], rng: np.random.Generator,
+                market: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Revenue of the open deals that are won and close inside the period, per (trial, rep) and
     (trial, month).
 
@@ -108,25 +112,24 @@ def _open_deals(book: DealBook, rng: np.random.Generator, market: np.ndarray) ->
     with np.errstate(divide="ignore"):
         inverse_inside = (1.0 / inside).astype(np.float32)
     amount = (book.deal_amount * book.amount_ratio * np.exp(-book.amount_sigma**2 / 2)).astype(np.float32)
-    classes, class_of = np.unique(book.deal_threshold, return_inverse=True)
-    if classes.size > MAX_CLASSES:  # every deal its own probability: one column per deal
-        classes, class_of = book.deal_threshold, np.arange(book.num_deals)
+    classes = len(class_thresholds)
+    class_of = book.deal_class
     order = np.lexsort((book.deal_rep, class_of))  # draws are in the book's order whatever this order is
-    bounds = np.searchsorted(class_of[order], np.arange(classes.size + 1))
-    win = ndtr((classes[None, :] - np.sqrt(rho) * market[:, None]) / np.sqrt(1 - rho)).astype(np.float32)
+    bounds = np.searchsorted(class_of[order], np.arange(classes + 1))
+    win = np.column_stack([win_given_market(t, market, rho) for t in class_thresholds]).astype(np.float32)
     draws = rng.random((trials, book.num_deals), dtype=np.float32)
     draws *= inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
     rep_revenue = np.zeros((trials, reps))
     monthly = np.zeros((trials, months))
     changes = book.amount_sigma > 0
-    if classes.size > MAX_CLASSES:
-        counted = np.multiply(draws < win, amount[None, :], dtype=np.float32)
+    if classes > MAX_CLASSES:  # many classes: one column per deal
+        counted = np.multiply(draws < win[:, class_of], amount[None, :], dtype=np.float32)
         if changes:
             counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
         rep_revenue += _sum_columns(counted, book.deal_rep, reps)
         return rep_revenue, monthly + counted @ month_share
     sorted_rep = book.deal_rep[order]
-    for k in range(classes.size):
+    for k in range(classes):
         lo, hi = bounds[k], bounds[k + 1]
         if lo == hi:
             continue

@@ -35,8 +35,10 @@ def open_deals_only(book, probabilities: np.ndarray, amounts: np.ndarray, rho: f
     count = len(probabilities)
     close = np.zeros((count, book.months + 1))
     close[:, 0] = 1.0
+    classes, deal_class = np.unique(probabilities, return_inverse=True)  # one move each
     return dataclasses.replace(
-        book, deal_rep=np.zeros(count, dtype=np.int64), deal_threshold=ndtri(probabilities),
+        book, deal_rep=np.zeros(count, dtype=np.int64), deal_class=deal_class.astype(np.int64),
+        class_conversions=tuple(np.array([p]) for p in classes),
         deal_amount=np.asarray(amounts, dtype=float), deal_close_month=close, cell_rep=np.zeros(0, dtype=np.int64),
         cell_median_amount=np.zeros(0), cell_sigma=np.zeros(0), cell_opportunities=np.zeros((0, book.months)),
         cell_close_month=np.zeros((0, book.months, book.months)), correlation=rho, monthly_hazard=0.0)
@@ -91,6 +93,32 @@ def test_market_factor_keeps_win_rates_and_widens_the_range(example_book):
     assert correlated.var() > 10 * independent.var()
 
 
+def test_the_market_acts_on_every_stage_move_and_keeps_the_win_rate(example_book):
+    """400 deals with three moves left (conversions 0.5, 0.6, 0.8): win rate 0.24 whatever ρ; given the
+    market each passes with Π_j Φ((t_j − √ρZ)/√(1−ρ)), so pairs of deals covary by E[p(Z)²] − 0.24²,
+    more than one copula draw on the whole deal with the same ρ would give."""
+    from numpy.polynomial.hermite_e import hermegauss
+    from scipy.stats import multivariate_normal
+
+    from tercap.simulate.book import move_thresholds, win_given_market
+
+    conversion, rho, n = np.array([0.5, 0.6, 0.8]), 0.1, 400
+    p = float(conversion.prod())
+    book = dataclasses.replace(open_deals_only(example_book, np.full(n, p), np.full(n, 1000.0), rho),
+                               class_conversions=(conversion,))
+    revenue = run(book, 20_000).rep_revenue[:, 0]
+    assert abs(revenue.mean() - n * p * 1000.0) < 4 * revenue.std() / np.sqrt(revenue.size)
+    nodes, weights = hermegauss(80)
+    weights /= weights.sum()
+    thresholds = move_thresholds(conversion, rho)
+    assert weights @ win_given_market(thresholds, nodes, rho) == pytest.approx(p, abs=1e-9)
+    covariance = weights @ win_given_market(thresholds, nodes, rho) ** 2 - p**2
+    predicted = 1000.0**2 * (n * p * (1 - p) + n * (n - 1) * covariance)
+    assert revenue.var() == pytest.approx(predicted, rel=0.06)
+    whole_deal = multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]]).cdf([ndtri(p), ndtri(p)]) - p**2
+    assert covariance > 1.5 * whole_deal
+
+
 def test_amount_changes_have_the_stated_mean_and_spread(example_book):
     """One deal, p = 0.4, CRM amount 1,000: final amount 1,000 × lognormal ratio of mean 0.9, log-σ 0.5.
     Mean p·0.9·a; second moment p·(0.9·a)²·e^{σ²}."""
@@ -106,7 +134,8 @@ def test_amount_changes_have_the_stated_mean_and_spread(example_book):
 
 
 def test_new_deals_bring_their_expected_revenue(example_book):
-    book = dataclasses.replace(example_book, deal_rep=np.zeros(0, dtype=np.int64), deal_threshold=np.zeros(0),
+    book = dataclasses.replace(example_book, deal_rep=np.zeros(0, dtype=np.int64),
+                               deal_class=np.zeros(0, dtype=np.int64),
                                deal_amount=np.zeros(0), deal_close_month=np.zeros((0, example_book.months + 1)),
                                correlation=0.0, monthly_hazard=0.0)
     outcome = run(book, 4_000)
@@ -119,7 +148,8 @@ def test_new_deals_bring_their_expected_revenue(example_book):
 
 
 def test_attrition_matches_the_annual_rate(example_book):
-    book = dataclasses.replace(example_book, deal_rep=np.zeros(0, dtype=np.int64), deal_threshold=np.zeros(0),
+    book = dataclasses.replace(example_book, deal_rep=np.zeros(0, dtype=np.int64),
+                               deal_class=np.zeros(0, dtype=np.int64),
                                deal_amount=np.zeros(0), deal_close_month=np.zeros((0, example_book.months + 1)))
     outcome = run(book, 2_000)
     expected = book.num_reps * (1 - (1 - book.monthly_hazard) ** book.months)
