@@ -2,7 +2,8 @@
 
 Open deals (the scenario's `pipeline` table) follow their account to the rep the plan gives it. A deal
 in stage k closes won with the product of the conversions from k on (on average over the market: the
-market factor acts on each stage move left, see `move_thresholds`); it closes after the median days
+market factor of the calendar quarter it most likely closes in acts on each stage move left, see
+`move_thresholds`); it closes after the median days
 left in its stages (or its `expected_close`), lognormal around that with σ = `duration_sigma`, and
 slips by one more last-stage duration with `slip_probability`. A won deal's amount is the CRM's times
 a lognormal ratio of mean `amount_change_ratio` and log-σ `amount_change_sigma`.
@@ -36,10 +37,12 @@ class DealBook:
 
     rep_ids: np.ndarray
     months: int
-    # open deals, sorted by class (the stage they are in), then rep
+    # open deals, sorted by class (the quarter they likely close in × the stage they are in), then rep
     deal_rep: np.ndarray  # rep index
-    deal_class: np.ndarray  # index into class_conversions
+    deal_class: np.ndarray  # index into class_conversions and class_quarter
     class_conversions: tuple[np.ndarray, ...]  # per class, the conversions of the stage moves left
+    class_quarter: np.ndarray  # per class, the quarter of the period whose market factor its deals meet
+    month_quarter: np.ndarray  # per month of the period, its calendar quarter (0: the first one touched)
     deal_amount: np.ndarray
     deal_close_month: np.ndarray  # (deals × months + 1) probability of closing in each month, last: after
     # new deals: (rep, segment) cells
@@ -138,8 +141,17 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
     days_from_stage = np.cumsum(stage_days[::-1])[::-1]  # median days left from the start of stage k
     win_from_stage = np.cumprod(conversion[::-1])[::-1]
 
-    deal_rep, deal_class, amount, close = _open_deals(scenario, accounts.index, rep_of_account, cycle_factor,
+    deal_rep, deal_stage, amount, close = _open_deals(scenario, accounts.index, rep_of_account, cycle_factor,
                                                       days_from_stage, stage_days, month_edges)
+    calendar_quarter = np.asarray((starts[:-1].year * 12 + starts[:-1].month - 1) // 3)
+    month_quarter = calendar_quarter - calendar_quarter[0]
+    quarters = int(month_quarter[-1]) + 1
+    # an open deal meets the market of the quarter it most likely closes in (within the period)
+    deal_quarter = month_quarter[np.argmax(close[:, :months], axis=1)] if len(close) else np.zeros(0, np.int64)
+    stages = len(conversion)
+    deal_class = (deal_quarter * stages + deal_stage).astype(np.int64)
+    order = np.lexsort((deal_rep, deal_class))
+    deal_rep, deal_class, amount, close = deal_rep[order], deal_class[order], amount[order], close[order]
     productivity = monthly_capacity(settings, reps) / np.maximum(
         reps["capacity_hours"].to_numpy(dtype=float)[:, None], 1e-9)
     cells = _new_deal_cells(scenario, accounts, rep_of_account, segment, cycle_factor, stage_days,
@@ -149,7 +161,8 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
         else np.zeros((0, months))  # a backfill hire's productivity k months after starting
     hazard = 1.0 - (1.0 - settings.capacity.annual_attrition) ** (1 / 12)
     return DealBook(rep_ids=rep_ids, months=months, deal_rep=deal_rep, deal_class=deal_class,
-                    class_conversions=tuple(conversion[k:] for k in range(len(conversion))),
+                    class_conversions=tuple(conversion[k:] for _ in range(quarters) for k in range(stages)),
+                    class_quarter=np.repeat(np.arange(quarters), stages), month_quarter=month_quarter.astype(np.int64),
                     new_deal_conversions=conversion,
                     deal_amount=amount, deal_close_month=close, cell_rep=cells[0], cell_median_amount=cells[1],
                     cell_sigma=cells[2], cell_opportunities=cells[3], cell_close_month=cells[4],

@@ -5,7 +5,9 @@ Randomness comes in fixed blocks of BLOCK_TRIALS trials, block b drawing from a 
 `SeedSequence(seed).spawn(...)[b]`: a chunk is a run of whole blocks, so the result is bit-identical
 whatever the chunk size or the number of workers.
 
-Per trial: one market factor Z ~ N(0, 1). An open deal is won when it passes each stage move left,
+Per trial and calendar quarter of the period: a market factor Z ~ N(0, 1), independent across quarters
+(as calibration measures them). An open deal meets the factor of the quarter it most likely closes
+in, a new deal that of the quarter it closes in. An open deal is won when it passes each stage move left,
 move j when √ρ·Z + √(1−ρ)·ε_j ≤ t_j (a one-factor Gaussian copula on every move, ε_j independent),
 i.e. with probability p(Z) = Π_j Φ((t_j − √ρ·Z)/√(1−ρ)) given the market, the thresholds t_j set so
 that p(Z) averages to the deal's win probability (`book.move_thresholds`); it counts when it also
@@ -65,7 +67,7 @@ def _simulate_block(book: DealBook, thresholds: tuple[tuple[np.ndarray, ...], np
                     trials: int) -> BlockOutcome:
     months, reps = book.months, book.num_reps
     rho = book.correlation
-    market = rng.standard_normal(trials)
+    market = rng.standard_normal((trials, int(book.month_quarter.max(initial=0)) + 1))  # a factor per quarter
     rep_revenue = np.zeros((trials, reps))
     monthly = np.zeros((trials, months))
 
@@ -79,10 +81,11 @@ def _simulate_block(book: DealBook, thresholds: tuple[tuple[np.ndarray, ...], np
         output = book.productivity[None, :, :] * np.ones((trials, 1, 1))
         if book.monthly_hazard > 0:
             output, departures = _attrition(book, rng, output)
-        win = win_given_market(thresholds[1], market, rho)
+        # a new deal meets the market of the quarter it closes in
+        win = win_given_market(thresholds[1], market, rho)[:, book.month_quarter]
         # expected wins per (trial, cell, close month)
         created = output[:, book.cell_rep, :] * book.cell_opportunities[None, :, :]
-        expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win[:, None, None]
+        expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win[:, None, :]
         counts = rng.poisson(expected)
         trial_of, cell_of, month = np.nonzero(counts)
         repeat = counts[trial_of, cell_of, month]
@@ -105,7 +108,7 @@ def _open_deals(book: DealBook, class_thresholds: tuple[np.ndarray, ...], rng: n
     months by its close-month probabilities (yearly totals per trial are exact draws; monthly figures
     are their expectation over close dates). A counted deal's amount is the CRM's × the mean ratio,
     with a lognormal change per deal and trial where `amount_sigma` > 0."""
-    trials, months, reps = market.size, book.months, book.num_reps
+    trials, months, reps = market.shape[0], book.months, book.num_reps
     rho = book.correlation
     inside = 1.0 - book.deal_close_month[:, -1]
     month_share = (book.deal_close_month[:, :months] / np.maximum(inside, 1e-300)[:, None]).astype(np.float32)
@@ -116,7 +119,8 @@ def _open_deals(book: DealBook, class_thresholds: tuple[np.ndarray, ...], rng: n
     class_of = book.deal_class
     order = np.lexsort((book.deal_rep, class_of))  # draws are in the book's order whatever this order is
     bounds = np.searchsorted(class_of[order], np.arange(classes + 1))
-    win = np.column_stack([win_given_market(t, market, rho) for t in class_thresholds]).astype(np.float32)
+    win = np.column_stack([win_given_market(t, market[:, q], rho)
+                           for t, q in zip(class_thresholds, book.class_quarter, strict=True)]).astype(np.float32)
     draws = rng.random((trials, book.num_deals), dtype=np.float32)
     draws *= inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
     rep_revenue = np.zeros((trials, reps))

@@ -38,7 +38,7 @@ def open_deals_only(book, probabilities: np.ndarray, amounts: np.ndarray, rho: f
     classes, deal_class = np.unique(probabilities, return_inverse=True)  # one move each
     return dataclasses.replace(
         book, deal_rep=np.zeros(count, dtype=np.int64), deal_class=deal_class.astype(np.int64),
-        class_conversions=tuple(np.array([p]) for p in classes),
+        class_conversions=tuple(np.array([p]) for p in classes), class_quarter=np.zeros(classes.size, np.int64),
         deal_amount=np.asarray(amounts, dtype=float), deal_close_month=close, cell_rep=np.zeros(0, dtype=np.int64),
         cell_median_amount=np.zeros(0), cell_sigma=np.zeros(0), cell_opportunities=np.zeros((0, book.months)),
         cell_close_month=np.zeros((0, book.months, book.months)), correlation=rho, monthly_hazard=0.0)
@@ -105,7 +105,7 @@ def test_the_market_acts_on_every_stage_move_and_keeps_the_win_rate(example_book
     conversion, rho, n = np.array([0.5, 0.6, 0.8]), 0.1, 400
     p = float(conversion.prod())
     book = dataclasses.replace(open_deals_only(example_book, np.full(n, p), np.full(n, 1000.0), rho),
-                               class_conversions=(conversion,))
+                               class_conversions=(conversion,), class_quarter=np.zeros(1, np.int64))
     revenue = run(book, 20_000).rep_revenue[:, 0]
     assert abs(revenue.mean() - n * p * 1000.0) < 4 * revenue.std() / np.sqrt(revenue.size)
     nodes, weights = hermegauss(80)
@@ -117,6 +117,22 @@ def test_the_market_acts_on_every_stage_move_and_keeps_the_win_rate(example_book
     assert revenue.var() == pytest.approx(predicted, rel=0.06)
     whole_deal = multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]]).cdf([ndtri(p), ndtri(p)]) - p**2
     assert covariance > 1.5 * whole_deal
+
+
+def test_each_quarter_has_its_own_market(example_book):
+    """Deals closing in the same quarter move together; deals closing two quarters apart do not."""
+    n = 200
+    book = open_deals_only(example_book, np.full(2 * n, 0.3), np.full(2 * n, 1000.0), 0.2)
+    close = np.zeros((2 * n, book.months + 1))
+    close[:n, 0] = close[n:, 6] = 1.0  # January (first quarter) and July (third)
+    book = dataclasses.replace(book, deal_rep=np.repeat([0, 1], n), deal_class=np.repeat([0, 1], n),
+                               deal_close_month=close, class_conversions=(np.array([0.3]), np.array([0.3])),
+                               class_quarter=np.array([0, 2]))
+    revenue = run(book, 20_000).rep_revenue[:, :2]
+    within = run(dataclasses.replace(book, class_quarter=np.array([0, 0])), 20_000).rep_revenue[:, :2]
+    assert abs(np.corrcoef(revenue.T)[0, 1]) < 0.03
+    assert np.corrcoef(within.T)[0, 1] > 0.5
+    np.testing.assert_allclose(revenue.var(axis=0), within.var(axis=0), rtol=0.08)
 
 
 def test_amount_changes_have_the_stated_mean_and_spread(example_book):
