@@ -23,6 +23,7 @@ from tercap.status import SolveStatus
 __all__ = ["build_plan", "compile_assignment", "plan"]
 
 MIN_ATTEMPT_SECONDS = 5.0  # a widened neighbourhood gets at least this long, even past the time limit
+FINISH_SHARE = 0.01  # of the time limit kept for building and checking the plan once the solver stops
 
 
 def _profile(scenario: Scenario, solver: str | SolverProfile | None) -> SolverProfile:
@@ -83,7 +84,7 @@ def _reached_pairs(compiled: CompiledAssignment, chosen: np.ndarray | None) -> p
 
 
 def _seconds_left(profile: SolverProfile, began: float) -> float:
-    return max(profile.time_limit - (time.perf_counter() - began), MIN_ATTEMPT_SECONDS)
+    return max(profile.time_limit * (1 - FINISH_SHARE) - (time.perf_counter() - began), MIN_ATTEMPT_SECONDS)
 
 
 def build_plan(scenario: Scenario, compiled: CompiledAssignment, outcome: SolveOutcome, profile: SolverProfile,
