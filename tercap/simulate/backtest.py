@@ -7,9 +7,20 @@ For each origin date (`as_of`) the scenario is cut back to what a planner knew t
 - the open pipeline is every deal created before the origin and closed on or after it (history rows),
   plus the open pipeline table's deals created before it, at their recorded amounts (a CRM export keeps
   final amounts only: an amount that changed before the close is known here in advance, a small
-  optimism that `open_deals` lets a reader weigh). A CRM export keeps no stage history either, so a
-  deal's stage at the origin is estimated from its age: the stages whose calibrated median durations
-  (times its segment's and buying process's multipliers) it has outlived. Its eventual outcome and
+  optimism that `open_deals` lets a reader weigh). A CRM export keeps no stage history either, so each
+  open deal is given the pipeline model's own view of a deal still open at its age (`open_deal_view`,
+  with the calibrated stages, cycle multipliers and duration σ): with its cycle factor f (segment ×
+  buying process) and base age x = age / f, stage k has weight w_k ∝ Π_{j<k} c_j × P(S_k ≤ x < S_{k+1}),
+  S_k being the sum of the first k lognormal stage durations (a Monte Carlo of 50,000 seeded draws),
+  so its win probability is p = Σ_k w_k Π_{j≥k} c_j and, if won, its days left are f × (S_K − x given
+  S_K > x). The simulator takes a stage and an expected close, so the deal gets one of the two stages
+  whose win probabilities Π_{j≥k} c_j bracket p, drawn (seeded) such that its win probability is p on
+  average, and `expected_close` = origin + f × the median days left (at least one day), which the book
+  reads as the median of its close. What this approximates: a deal's stage is drawn instead of carried
+  as the mixture w (its win is Bernoulli(p) either way; only the count of stage moves left, through
+  which the market factor acts, is coarser), and its close is the book's lognormal around that median
+  with σ and its slip rather than the distribution of S_K − x; the conversions and durations are those
+  calibrated on the history before the origin, so their errors pass through. Its eventual outcome and
   last stage are never read;
 - the team is the accounts' books of today with every rep fully productive and no attrition: the
   history already shows what the team of the time produced, through the fitted arrival rate.
@@ -35,13 +46,17 @@ import pandas as pd
 from tercap.errors import TercapError
 from tercap.scenario import Scenario
 
-__all__ = ["Backtest", "as_of_scenario", "backtest", "crps", "default_origins", "pinball_loss"]
+__all__ = ["Backtest", "OpenDealView", "as_of_scenario", "backtest", "crps", "default_origins", "open_deal_view",
+           "pinball_loss"]
 
 QUANTILES = (0.1, 0.5, 0.9)
 COMPANY = "company"
 FORECAST_COLUMNS = ("origin", "end", "level", "key", "open_deals", "actual", "mean", "p10", "p50", "p90",
                     "covered", "pinball", "crps")
 METRIC_COLUMNS = ("level", "windows", "mape", "bias", "pinball", "crps", "coverage")
+AGE_DRAWS = 50_000  # seeded draws of a deal's stage durations behind `open_deal_view`
+AGE_SEED = 0
+AGE_MIN_TAIL = 250  # an age is read no later than where this many draws are still open
 
 
 def pinball_loss(samples: np.ndarray, actual: float, quantiles: Sequence[float] = QUANTILES) -> float:
@@ -152,22 +167,91 @@ def as_of_scenario(scenario: Scenario, origin: dt.date, months: int) -> Scenario
     from tercap.simulate.calibrate import calibrated_settings
 
     simulation = calibrated_settings(cut)
-    staged = pipeline.assign(stage=_stage_by_age(cut, simulation, pipeline, day))
+    stage, expected_close = _stage_by_age(cut, simulation, pipeline, day)
+    staged = pipeline.assign(stage=stage, expected_close=expected_close)
     return cut.replace(simulation=simulation, pipeline=staged)
 
 
-def _stage_by_age(scenario: Scenario, simulation: Any, pipeline: pd.DataFrame, day: pd.Timestamp) -> np.ndarray:
-    """Each open deal's stage on `day`, estimated from its age and the stages' median durations."""
+def _stage_by_age(scenario: Scenario, simulation: Any, pipeline: pd.DataFrame,
+                  day: pd.Timestamp) -> tuple[np.ndarray, pd.Series]:
+    """Each open deal's stage and expected close on `day`, from its age alone (see the module docstring)."""
     accounts = scenario.accounts.set_index("account_id")
     position = accounts.index.get_indexer(pipeline["account_id"])
     segment = accounts["segment"].to_numpy(dtype=object)[position]
     process = accounts["buying_process"].to_numpy(dtype=object)[position]
     factor = (pd.Series(segment).map(simulation.cycle_multiplier).fillna(1.0).to_numpy(dtype=float)
               * pd.Series(process).map(simulation.process_cycle_multiplier).fillna(1.0).to_numpy(dtype=float))
+    factor = np.maximum(factor, 1e-9)
     age = ((day - pd.to_datetime(pipeline["created"])) / pd.Timedelta(days=1)).to_numpy(dtype=float)
-    ends = np.cumsum([stage.median_days for stage in simulation.stages])  # median day each stage ends
-    passed = (age[:, None] >= ends[None, :-1] * factor[:, None]).sum(axis=1)
-    return np.asarray(simulation.stage_names, dtype=object)[passed]
+    conversion = [stage.conversion for stage in simulation.stages]
+    view = open_deal_view([stage.median_days for stage in simulation.stages], conversion,
+                          simulation.duration_sigma, age / factor)
+    uniform = np.random.default_rng([AGE_SEED, 1]).random(len(age))
+    stage = _stage_for(view.win_probability, np.cumprod(conversion[::-1])[::-1], uniform)
+    days_left = np.maximum(np.round(view.median_days_left * factor), 1.0)
+    expected_close = pd.Series(day + pd.to_timedelta(days_left, unit="D"), index=pipeline.index)
+    return np.asarray(simulation.stage_names, dtype=object)[stage], expected_close
+
+
+def _stage_for(probability: np.ndarray, win_from_stage: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """One stage per deal whose win probability W is `probability` on average over `uniform`: of the two
+    stages around p, the upper one when uniform < (p − W_lower) / (W_upper − W_lower). `win_from_stage`
+    is non-decreasing (W_k = Π_{j≥k} c_j)."""
+    if len(win_from_stage) == 1:
+        return np.zeros(len(probability), dtype=np.int64)
+    upper = np.clip(np.searchsorted(win_from_stage, probability), 1, len(win_from_stage) - 1)
+    lower = upper - 1
+    gap = win_from_stage[upper] - win_from_stage[lower]
+    chance = np.clip((probability - win_from_stage[lower]) / np.where(gap > 0, gap, 1.0), 0.0, 1.0)
+    return np.where(uniform < chance, upper, lower)
+
+
+@dataclass(frozen=True, eq=False)
+class OpenDealView:
+    """The pipeline model's view of deals still open at a given base age (age / cycle factor, in days);
+    one row per deal. Made by `open_deal_view`."""
+
+    weights: np.ndarray  # (deals, stages): P(in stage k | open at that age)
+    win_probability: np.ndarray  # P(won eventually | open at that age)
+    mean_days_left: np.ndarray  # E[base days to the close | open at that age, won eventually]
+    median_days_left: np.ndarray  # their median
+
+
+def open_deal_view(median_days: Sequence[float], conversion: Sequence[float], duration_sigma: float,
+                   base_age: np.ndarray, *, draws: int = AGE_DRAWS, seed: int = AGE_SEED,
+                   min_tail: int = AGE_MIN_TAIL) -> OpenDealView:
+    """Stage weights, win probability and days to a won close of deals still open at `base_age` days.
+
+    The model's deal spends D_k = median_days[k] × exp(σ Z_k) days in stage k (Z_k independent standard
+    normals), leaves it at S_{k+1} = D_0 + … + D_k (S_0 = 0) and passes with conversion[k] = c_k, or is
+    lost then. Open at age a, it is in stage k with weight w_k ∝ Π_{j<k} c_j × P(S_k ≤ a < S_{k+1}), and
+    won with P = Σ_k w_k Π_{j≥k} c_j. A won deal's path is an unconditioned one, so given open and won
+    its days left are S_K − a given S_K > a (mean and median). The S_k are `draws` seeded draws of the K
+    durations, used exactly as their empirical distribution (sorted once; ages looked up by searchsorted).
+    An age beyond all but `min_tail` draws of S_K is read where `min_tail` remain (the tail is noise
+    beyond).
+    """
+    median_days = np.asarray(median_days, dtype=float)
+    conversion = np.asarray(conversion, dtype=float)
+    stages = len(median_days)
+    rng = np.random.default_rng(seed)
+    ends = np.sort(np.cumsum(median_days * np.exp(duration_sigma * rng.standard_normal((draws, stages))),
+                             axis=1), axis=0)  # column k: the draws of S_{k+1}, each column sorted
+    total = ends[:, -1]
+    last = np.nextafter(total[max(draws - min_tail, 0)], -np.inf)
+    age = np.clip(np.asarray(base_age, dtype=float), 0.0, max(last, 0.0))
+    reached = np.ones((len(age), stages + 1))  # P(S_j ≤ a), j = 0..K
+    for j in range(1, stages + 1):
+        reached[:, j] = np.searchsorted(ends[:, j - 1], age, side="right") / draws
+    within = reached[:, :-1] - reached[:, 1:]  # P(S_k ≤ a < S_{k+1}): S_k ≤ S_{k+1}
+    weights = np.concatenate([[1.0], np.cumprod(conversion[:-1])])[None, :] * within
+    norm = weights.sum(axis=1, keepdims=True)
+    weights = np.where(norm > 0, weights / np.where(norm > 0, norm, 1.0), within / within.sum(axis=1, keepdims=True))
+    closed = np.searchsorted(total, age, side="right")  # draws with S_K ≤ a; fewer than `draws` by the clip
+    tail_sum = np.concatenate([np.cumsum(total[::-1])[::-1], [0.0]])[closed]  # Σ S_K over draws with S_K > a
+    return OpenDealView(weights=weights, win_probability=weights @ np.cumprod(conversion[::-1])[::-1],
+                        mean_days_left=tail_sum / (draws - closed) - age,
+                        median_days_left=total[closed + (draws - closed) // 2] - age)
 
 
 def backtest(scenario: Scenario, as_of: dt.date | Sequence[dt.date] | None = None, months: int = 3, *,
