@@ -113,8 +113,9 @@ def main() -> None:
         print(f"plan year: {open_deals} deals, {year_seconds:.1f} s, peak {peak:.2f} GiB", flush=True)
 
     lines = [SECTION, "",
-             f"Open-deal kernel with the market factor (one-factor Gaussian copula, ρ = {rho:g}), one process,",
-             "against the naive numpy version in the same run; then a whole plan year (open deals, new deals,",
+             "Open-deal kernel with the market factor (Gaussian copula on each stage move, per quarter,",
+             f"ρ = {rho:g}), one process, against the naive numpy version in the same run; then a whole plan",
+             "year (open deals, new deals,",
              "ramp, attrition) on a generated scenario. Peak memory: the larger of this process and its",
              "finished children (joblib's workers each hold one block of 256 trials at a time).",
              f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores, Python "
