@@ -22,8 +22,11 @@ for the backfill lag, then a hire ramps along the rep's segment curve.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from tercap.simulate.book import DealBook, win_given_market
 
@@ -51,20 +54,21 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
     outcomes = []
     done = 0
     block = first_block
-    thresholds = book.thresholds()
-    while done < trials:
-        size = min(BLOCK_TRIALS, trials - done)
-        rng = np.random.Generator(np.random.PCG64DXSM(seeds[block]))
-        outcomes.append(_simulate_block(book, thresholds, rng, size))
-        done += size
-        block += 1
+    prepared = _Prepared(*book.thresholds(), _rep_indicator(book))
+    # one BLAS thread: a threaded matrix product sums in an order that depends on the threads available
+    with threadpool_limits(limits=1, user_api="blas"):
+        while done < trials:
+            size = min(BLOCK_TRIALS, trials - done)
+            rng = np.random.Generator(np.random.PCG64DXSM(seeds[block]))
+            outcomes.append(_simulate_block(book, prepared, rng, size))
+            done += size
+            block += 1
     return BlockOutcome(np.concatenate([o.rep_revenue for o in outcomes]),
                         np.concatenate([o.company_monthly for o in outcomes]),
                         np.concatenate([o.departures for o in outcomes]))
 
 
-def _simulate_block(book: DealBook, thresholds: tuple[tuple[np.ndarray, ...], np.ndarray], rng: np.random.Generator,
-                    trials: int) -> BlockOutcome:
+def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generator, trials: int) -> BlockOutcome:
     months, reps = book.months, book.num_reps
     rho = book.correlation
     market = rng.standard_normal((trials, int(book.month_quarter.max(initial=0)) + 1))  # a factor per quarter
@@ -72,7 +76,7 @@ def _simulate_block(book: DealBook, thresholds: tuple[tuple[np.ndarray, ...], np
     monthly = np.zeros((trials, months))
 
     if book.num_deals:
-        rep_part, month_part = _open_deals(book, thresholds[0], rng, market)
+        rep_part, month_part = _open_deals(book, prepared, rng, market)
         rep_revenue += rep_part
         monthly += month_part
 
@@ -82,7 +86,7 @@ def _simulate_block(book: DealBook, thresholds: tuple[tuple[np.ndarray, ...], np
         if book.monthly_hazard > 0:
             output, departures = _attrition(book, rng, output)
         # a new deal meets the market of the quarter it closes in
-        win = win_given_market(thresholds[1], market, rho)[:, book.month_quarter]
+        win = win_given_market(prepared.new_deal_thresholds, market, rho)[:, book.month_quarter]
         # expected wins per (trial, cell, close month)
         created = output[:, book.cell_rep, :] * book.cell_opportunities[None, :, :]
         expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win[:, None, :]
@@ -97,24 +101,26 @@ def _simulate_block(book: DealBook, thresholds: tuple[tuple[np.ndarray, ...], np
     return BlockOutcome(rep_revenue, monthly, departures)
 
 
-def _open_deals(book: DealBook, class_thresholds: tuple[np.ndarray, ...], rng: np.random.Generator,
-                market: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, market: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Revenue of the open deals that are won and close inside the period, per (trial, rep) and
     (trial, month).
 
     A deal counts when U < p(Z)·q, U uniform, p(Z) its win probability given the market, q its
-    probability of closing inside the period: deals are sliced by win-probability class so that p(Z)
-    is one column per class, never a gather. The month a counted deal lands in is spread over the
+    probability of closing inside the period: deals are sliced by class (stage × quarter) so that p(Z)
+    is one column per class, never a gather; the draws become the counted amounts in place, summed per
+    rep in one sparse product. The month a counted deal lands in is spread over the
     months by its close-month probabilities (yearly totals per trial are exact draws; monthly figures
     are their expectation over close dates). A counted deal's amount is the CRM's × the mean ratio,
     with a lognormal change per deal and trial where `amount_sigma` > 0."""
-    trials, months, reps = market.shape[0], book.months, book.num_reps
+    trials, months = market.shape[0], book.months
     rho = book.correlation
     inside = 1.0 - book.deal_close_month[:, -1]
     month_share = (book.deal_close_month[:, :months] / np.maximum(inside, 1e-300)[:, None]).astype(np.float32)
     with np.errstate(divide="ignore"):
         inverse_inside = (1.0 / inside).astype(np.float32)
     amount = (book.deal_amount * book.amount_ratio * np.exp(-book.amount_sigma**2 / 2)).astype(np.float32)
+    class_thresholds = prepared.class_thresholds
     classes = len(class_thresholds)
     class_of = book.deal_class
     order = np.lexsort((book.deal_rep, class_of))  # draws are in the book's order whatever this order is
@@ -123,45 +129,43 @@ def _open_deals(book: DealBook, class_thresholds: tuple[np.ndarray, ...], rng: n
                            for t, q in zip(class_thresholds, book.class_quarter, strict=True)]).astype(np.float32)
     draws = rng.random((trials, book.num_deals), dtype=np.float32)
     draws *= inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
-    rep_revenue = np.zeros((trials, reps))
-    monthly = np.zeros((trials, months))
-    changes = book.amount_sigma > 0
     if classes > MAX_CLASSES:  # many classes: one column per deal
-        counted = np.multiply(draws < win[:, class_of], amount[None, :], dtype=np.float32)
-        if changes:
-            counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
-        rep_revenue += _sum_columns(counted, book.deal_rep, reps)
-        return rep_revenue, monthly + counted @ month_share
-    sorted_rep = book.deal_rep[order]
-    for k in range(classes):
-        lo, hi = bounds[k], bounds[k + 1]
-        if lo == hi:
-            continue
-        deals = order[lo:hi]
-        contiguous = deals[-1] - deals[0] == hi - lo - 1 and bool(np.all(np.diff(deals) == 1))
-        columns = slice(deals[0], deals[-1] + 1) if contiguous else deals
-        counted = np.multiply(draws[:, columns] < win[:, k: k + 1], amount[None, columns], dtype=np.float32)
-        if changes:
-            counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
-        deal_rep = sorted_rep[lo:hi]
-        first = np.flatnonzero(np.r_[True, deal_rep[1:] != deal_rep[:-1]])
-        rep_revenue[:, deal_rep[first]] += np.add.reduceat(counted, first, axis=1)
-        monthly += counted @ month_share[columns]
-    return rep_revenue, monthly
+        np.multiply(draws < win[:, class_of], amount[None, :], out=draws)
+    else:  # a column of p(Z) per class, never a gather; the draws become the counted amounts in place
+        for k in range(classes):
+            lo, hi = bounds[k], bounds[k + 1]
+            if lo == hi:
+                continue
+            deals = order[lo:hi]
+            if deals[-1] - deals[0] == hi - lo - 1 and bool(np.all(np.diff(deals) == 1)):
+                columns = slice(deals[0], deals[-1] + 1)
+                np.multiply(draws[:, columns] < win[:, k: k + 1], amount[None, columns], out=draws[:, columns])
+            else:
+                draws[:, deals] = (draws[:, deals] < win[:, k: k + 1]) * amount[None, deals]
+    counted = draws
+    if book.amount_sigma > 0:
+        counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
+    rep_revenue = np.asarray(prepared.rep_indicator.T @ counted.T, dtype=float).T  # sums per rep: one sparse pass
+    return rep_revenue, (counted @ month_share).astype(float)
+
+
+class _Prepared(NamedTuple):
+    """What every block of a book needs, computed once per call."""
+
+    class_thresholds: tuple[np.ndarray, ...]
+    new_deal_thresholds: np.ndarray
+    rep_indicator: sp.csr_matrix  # (deals × reps) 1 where the deal is the rep's
+
+
+def _rep_indicator(book: DealBook) -> sp.csr_matrix:
+    deals = book.num_deals
+    return sp.csr_matrix((np.ones(deals, dtype=np.float32), (np.arange(deals), book.deal_rep)),
+                         shape=(deals, book.num_reps))
 
 
 def _amount_changes(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
     """exp(σ·Z) per deal and trial: with the exp(−σ²/2) already in the amounts, a ratio of mean 1."""
     return np.exp(sigma * rng.standard_normal(shape, dtype=np.float32))
-
-
-def _sum_columns(values: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
-    """(rows × groups) sums of the columns of `values` by their group."""
-    order = np.argsort(group, kind="stable")
-    first = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
-    out = np.zeros((values.shape[0], groups))
-    out[:, group[order][first]] = np.add.reduceat(values[:, order], first, axis=1)
-    return out
 
 
 def _sum_into(row: np.ndarray, column: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
