@@ -43,6 +43,24 @@ def _pair_positions(table: pd.DataFrame, accounts: pd.Index, reps: np.ndarray) -
     return keys.get_indexer(wanted)
 
 
+def _pair_overrides(scenario: Scenario, accounts: pd.Index, reps: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """Per (account, rep): whether the pairs table allows it despite the rules, forbids it, and its
+    workload override in hours a year (NaN: none)."""
+    forced = np.zeros(len(accounts), dtype=bool)
+    banned = np.zeros(len(accounts), dtype=bool)
+    hours = np.full(len(accounts), np.nan)
+    if scenario.pairs is not None and len(scenario.pairs):
+        table = scenario.pairs.drop_duplicates(["account_id", "rep_id"], keep="last")
+        row = _pair_positions(table, accounts, reps)
+        found = row >= 0
+        eligible = table["eligible"]
+        forced[found] = eligible.eq(True).fillna(False).to_numpy(dtype=bool)[row[found]]
+        banned[found] = eligible.eq(False).fillna(False).to_numpy(dtype=bool)[row[found]]
+        hours[found] = table["workload_hours"].to_numpy(dtype=float)[row[found]]
+    return forced, banned, hours
+
+
 def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: int = 0, *,
                      reached: pd.DataFrame | None = None) -> list[str]:
     """Every hard constraint that `assignments` (account_id, rep_id) breaks, in words.
@@ -85,17 +103,7 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
         problems.append(f"lock: account {account} is locked to {owner[account]} but goes to {frame.at[account, 'rep']}")
 
     accounts_given, reps_given = assigned.index, assigned["rep"].to_numpy(dtype=object)
-    is_forced = np.zeros(len(assigned), dtype=bool)
-    is_banned = np.zeros(len(assigned), dtype=bool)
-    hours_override = np.full(len(assigned), np.nan)
-    if scenario.pairs is not None and len(scenario.pairs):
-        table = scenario.pairs.drop_duplicates(["account_id", "rep_id"], keep="last")
-        row = _pair_positions(table, accounts_given, reps_given)
-        found = row >= 0
-        eligible = table["eligible"]
-        is_forced[found] = eligible.eq(True).fillna(False).to_numpy(dtype=bool)[row[found]]
-        is_banned[found] = eligible.eq(False).fillna(False).to_numpy(dtype=bool)[row[found]]
-        hours_override[found] = table["workload_hours"].to_numpy(dtype=float)[row[found]]
+    is_forced, is_banned, hours_override = _pair_overrides(scenario, accounts_given, reps_given)
 
     is_owner = (assigned["rep"] == owner.reindex(assigned.index)).fillna(False).to_numpy(dtype=bool)
     exempt = is_owner | is_forced
@@ -232,18 +240,8 @@ def _can_carry_one(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, 
     settings = scenario.settings
     rules = settings.assignment.eligibility
     share = settings.period.months / 12
-    hours = frame["workload_hours"].to_numpy(dtype=float) * share
-    forced = np.zeros(len(frame), dtype=bool)
-    banned = np.zeros(len(frame), dtype=bool)
-    if scenario.pairs is not None and len(scenario.pairs):
-        table = scenario.pairs.drop_duplicates(["account_id", "rep_id"], keep="last")
-        row = _pair_positions(table, frame.index, np.full(len(frame), rep, dtype=object))
-        found = row >= 0
-        eligible = table["eligible"]
-        forced[found] = eligible.eq(True).fillna(False).to_numpy(dtype=bool)[row[found]]
-        banned[found] = eligible.eq(False).fillna(False).to_numpy(dtype=bool)[row[found]]
-        override = table["workload_hours"].to_numpy(dtype=float)[row[found]]
-        hours[found] = np.where(np.isnan(override), hours[found], override * share)
+    forced, banned, override = _pair_overrides(scenario, frame.index, np.full(len(frame), rep, dtype=object))
+    hours = np.where(np.isnan(override), frame["workload_hours"].to_numpy(dtype=float), override) * share
     owner = frame["current_owner"]
     is_owner = owner.eq(rep).fillna(False).to_numpy(dtype=bool)
     locked_away = frame["locked"].to_numpy(dtype=bool) & ~is_owner
