@@ -32,8 +32,8 @@ outcome is one Bernoulli trial of a copula on the market factor of that quarter.
 synthetic generator applies it (per stage transition, one factor per calendar quarter), and it is the
 value `apply` writes. `win_correlation` is the same method on whole-deal outcomes (won or lost) by
 quarter of the close: the correlation a copula put on a deal's win probability would need to match
-quarterly swings. Both are per quarter; a simulation that draws one factor per trial of a whole period
-spreads the annual total more than quarterly factors that partly average out.
+quarterly swings. Both are per quarter, as the simulation draws its factors (one per calendar quarter,
+acting on every stage move left: `tercap.simulate.book.move_thresholds`).
 
 Uncertainty: every estimate carries a standard error and a 95% interval. Proportions are binomial
 with a quasi-binomial dispersion (the spread of the quarterly rates beyond binomial, at least 1), so
