@@ -441,6 +441,11 @@ class Simulation(Section):
                                 ge=0, le=1)
     pipeline_yield: Float = F(0.25, "Share of an account's annual potential that turns into won "
                               "revenue in a year; sets the arrival rate of new opportunities.", ge=0)
+    win_rate_std_error: Float = F(0.0, "Standard error of the win rate: how far the fitted value may be off. "
+                                  "Each trial shifts every open deal's win probability by a draw of it (0: "
+                                  "none). Fitted with the rest (use_history).", ge=0, lt=1)
+    pipeline_yield_std_error: Float = F(0.0, "Standard error of pipeline_yield; each trial scales new deals by "
+                                        "a draw of it (0: none). Fitted with the rest (use_history).", ge=0)
     use_history: Bool = F(True, "Fit the pipeline model to the history table (see `tercap calibrate`): "
                           "a value this section sets (other than its default) is kept, the others are "
                           "fitted where the history holds enough deals.")

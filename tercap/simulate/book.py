@@ -56,6 +56,9 @@ class DealBook:
     win_rate: float  # of a new opportunity
     new_deal_conversions: np.ndarray  # conversions of a new opportunity's stage moves
     amount_ratio: float  # mean final ÷ CRM amount of a won open deal
+    win_rate_std_error: float  # of the fitted win rate: drawn per trial
+    pipeline_yield: float
+    yield_std_error: float  # of the fitted pipeline yield: drawn per trial
     amount_sigma: float  # σ of the log of that ratio
     correlation: float  # ρ of the one-factor Gaussian copula
     monthly_hazard: float  # probability a rep leaves in a given month
@@ -68,6 +71,22 @@ class DealBook:
     @property
     def num_deals(self) -> int:
         return len(self.deal_rep)
+
+    def parameter_sigmas(self) -> tuple[float, float]:
+        """σ of the per-trial shift of the open deals' latent thresholds that moves a new deal's win
+        probability by `win_rate_std_error` (to first order), and σ of the log of the per-trial factor on
+        new deals whose relative spread is that of `pipeline_yield`."""
+        win_shift = 0.0
+        if self.win_rate_std_error > 0:
+            thresholds = move_thresholds(self.new_deal_conversions, self.correlation)
+            nodes, weights = hermegauss(QUADRATURE_NODES)
+            weights = weights / weights.sum()
+            step = 1e-4
+            slope = (weights @ win_given_market(thresholds, nodes, self.correlation, step)
+                     - weights @ win_given_market(thresholds, nodes, self.correlation, -step)) / (2 * step)
+            win_shift = float(self.win_rate_std_error / max(slope, 1e-12))
+        relative = self.yield_std_error / self.pipeline_yield if self.pipeline_yield > 0 else 0.0
+        return win_shift, float(np.sqrt(np.log1p(relative**2)))
 
     def thresholds(self) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         """Latent thresholds of the moves of each class and of a new deal, at this book's ρ."""
@@ -88,12 +107,13 @@ def _lognormal_month_probabilities(median_days: np.ndarray, sigma: float, start_
     return np.column_stack([inside, 1.0 - cdf[:, -1]])
 
 
-def win_given_market(thresholds: np.ndarray, market: np.ndarray, rho: float) -> np.ndarray:
-    """P(a deal passes every move | market Z): Π_j Φ((t_j − √ρ·Z) / √(1 − ρ)), one value per Z."""
+def win_given_market(thresholds: np.ndarray, market: np.ndarray, rho: float, shift: np.ndarray | float = 0.0
+                     ) -> np.ndarray:
+    """P(a deal passes every move | market Z): Π_j Φ((t_j + shift − √ρ·Z) / √(1 − ρ)), one value per Z."""
     scale = np.sqrt(1.0 - rho)
     result = np.ones_like(market, dtype=float)
     for threshold in thresholds:
-        result *= ndtr((threshold - np.sqrt(rho) * market) / scale)
+        result *= ndtr((threshold + shift - np.sqrt(rho) * market) / scale)
     return result
 
 
@@ -168,6 +188,8 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
                     cell_sigma=cells[2], cell_opportunities=cells[3], cell_close_month=cells[4],
                     productivity=productivity, ramp_curve=ramp, win_rate=float(win_from_stage[0]),
                     amount_ratio=float(sim.amount_change_ratio), amount_sigma=float(sim.amount_change_sigma),
+                    win_rate_std_error=float(sim.win_rate_std_error), pipeline_yield=float(sim.pipeline_yield),
+                    yield_std_error=float(sim.pipeline_yield_std_error),
                     correlation=float(sim.market_correlation), monthly_hazard=float(hazard),
                     backfill_months=round(settings.capacity.backfill_lag_months))
 

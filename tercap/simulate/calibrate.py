@@ -74,7 +74,8 @@ MIN_APPLIED = 30  # fewest observations behind an estimate that `apply` writes i
 ALL = "all"  # the `segment` of an estimate over every segment in `to_frame()`
 # The Simulation fields that `apply` may change; the others (trials, seed, slip_probability) it never does.
 CALIBRATED_FIELDS = ("stages", "deal_sizes", "cycle_multiplier", "process_cycle_multiplier", "duration_sigma",
-                     "seasonality", "market_correlation", "pipeline_yield")
+                     "seasonality", "market_correlation", "pipeline_yield", "win_rate_std_error",
+                     "pipeline_yield_std_error")
 FRAME_COLUMNS = ("parameter", "segment", "key", "estimate", "std_error", "low", "high", "n")
 
 
@@ -236,6 +237,10 @@ class Calibration:
             fitted("market_correlation", self.market_correlation.estimate)
         if self.pipeline_yield.usable:
             fitted("pipeline_yield", self.pipeline_yield.estimate)
+            if math.isfinite(self.pipeline_yield.std_error):
+                fitted("pipeline_yield_std_error", self.pipeline_yield.std_error)
+        if self.win_rate.usable and math.isfinite(self.win_rate.std_error):
+            fitted("win_rate_std_error", min(self.win_rate.std_error, 0.5))
         values = {name: getattr(simulation, name) for name in simulation.model_fields_set}
         values.update(update)
         # Validated again (not a model_copy): fitted values obey the schema's bounds like any others.

@@ -54,7 +54,7 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
     outcomes = []
     done = 0
     block = first_block
-    prepared = _Prepared(*book.thresholds(), _rep_indicator(book))
+    prepared = _Prepared(*book.thresholds(), _rep_indicator(book), *book.parameter_sigmas())
     # one BLAS thread: a threaded matrix product sums in an order that depends on the threads available
     with threadpool_limits(limits=1, user_api="blas"):
         while done < trials:
@@ -72,11 +72,14 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
     months, reps = book.months, book.num_reps
     rho = book.correlation
     market = rng.standard_normal((trials, int(book.month_quarter.max(initial=0)) + 1))  # a factor per quarter
+    # the fitted values' own uncertainty, one draw per trial (drawn only where there is any)
+    uncertain = prepared.win_shift_sigma > 0 or prepared.yield_sigma > 0
+    parameters = rng.standard_normal((trials, 2)) if uncertain else np.zeros((trials, 2))
     rep_revenue = np.zeros((trials, reps))
     monthly = np.zeros((trials, months))
 
     if book.num_deals:
-        rep_part, month_part = _open_deals(book, prepared, rng, market)
+        rep_part, month_part = _open_deals(book, prepared, rng, market, prepared.win_shift_sigma * parameters[:, 0])
         rep_revenue += rep_part
         monthly += month_part
 
@@ -87,6 +90,8 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
             output, departures = _attrition(book, rng, output)
         # a new deal meets the market of the quarter it closes in
         win = win_given_market(prepared.new_deal_thresholds, market, rho)[:, book.month_quarter]
+        sigma = prepared.yield_sigma
+        win *= np.exp(sigma * parameters[:, 1:2] - sigma**2 / 2)  # × the trial's yield factor (mean 1)
         # expected wins per (trial, cell, close month)
         created = output[:, book.cell_rep, :] * book.cell_opportunities[None, :, :]
         expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win[:, None, :]
@@ -101,8 +106,8 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
     return BlockOutcome(rep_revenue, monthly, departures)
 
 
-def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, market: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, market: np.ndarray,
+                shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Revenue of the open deals that are won and close inside the period, per (trial, rep) and
     (trial, month).
 
@@ -125,7 +130,7 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     class_of = book.deal_class
     order = np.lexsort((book.deal_rep, class_of))  # draws are in the book's order whatever this order is
     bounds = np.searchsorted(class_of[order], np.arange(classes + 1))
-    win = np.column_stack([win_given_market(t, market[:, q], rho)
+    win = np.column_stack([win_given_market(t, market[:, q], rho, shift)
                            for t, q in zip(class_thresholds, book.class_quarter, strict=True)]).astype(np.float32)
     draws = rng.random((trials, book.num_deals), dtype=np.float32)
     draws *= inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
@@ -155,6 +160,8 @@ class _Prepared(NamedTuple):
     class_thresholds: tuple[np.ndarray, ...]
     new_deal_thresholds: np.ndarray
     rep_indicator: sp.csr_matrix  # (deals × reps) 1 where the deal is the rep's
+    win_shift_sigma: float  # per-trial shift of the open deals' thresholds: the win rate's own uncertainty
+    yield_sigma: float  # σ of the log of the per-trial factor on new deals: the yield's own uncertainty
 
 
 def _rep_indicator(book: DealBook) -> sp.csr_matrix:

@@ -284,6 +284,8 @@ def test_apply_writes_fitted_values_and_validates(known):
     assert applied.deal_sizes["smb"].median == fit.deal_median["smb"].estimate
     assert applied.seasonality == tuple(e.estimate for e in fit.seasonality)
     assert applied.pipeline_yield == pytest.approx(fit.pipeline_yield.estimate)
+    assert applied.pipeline_yield_std_error == pytest.approx(fit.pipeline_yield.std_error)
+    assert applied.win_rate_std_error == pytest.approx(fit.win_rate.std_error) and 0 < fit.win_rate.std_error < 0.5
     untouched = set(Simulation.model_fields) - set(CALIBRATED_FIELDS)
     assert all(getattr(applied, name) == getattr(scenario.settings.simulation, name) for name in untouched)
     scenario.replace(simulation=applied)  # a valid section

@@ -135,6 +135,19 @@ def test_each_quarter_has_its_own_market(example_book):
     np.testing.assert_allclose(revenue.var(axis=0), within.var(axis=0), rtol=0.08)
 
 
+def test_the_fitted_values_own_uncertainty_widens_the_range_not_the_mean(example_book):
+    """400 independent deals at p = 0.3: a win rate known to ±0.03 adds a common swing of about
+    0.03 × 400 × 1,000 = 12,000 to the sum, on top of the binomial spread; the mean stays."""
+    base = open_deals_only(example_book, np.full(400, 0.3), np.full(400, 1000.0), 0.0)
+    base = dataclasses.replace(base, class_conversions=(np.array([0.3]),), new_deal_conversions=np.array([0.3]))
+    known = run(base, 20_000).rep_revenue[:, 0]
+    unsure = run(dataclasses.replace(base, win_rate_std_error=0.03), 20_000).rep_revenue[:, 0]
+    assert abs(unsure.mean() - known.mean()) < 4 * unsure.std() / np.sqrt(unsure.size)
+    binomial = 400 * 0.3 * 0.7 * 1000.0**2
+    assert known.var() == pytest.approx(binomial, rel=0.05)
+    assert unsure.var() == pytest.approx(binomial + (0.03 * 400 * 1000.0) ** 2, rel=0.08)
+
+
 def test_amount_changes_have_the_stated_mean_and_spread(example_book):
     """One deal, p = 0.4, CRM amount 1,000: final amount 1,000 × lognormal ratio of mean 0.9, log-σ 0.5.
     Mean p·0.9·a; second moment p·(0.9·a)²·e^{σ²}."""
