@@ -162,8 +162,8 @@ def test_outcomes_after_the_origin_do_not_leak_into_the_forecast(acme):
 def test_synthetic_history_is_covered_in_most_windows(acme):
     """The default scenario comes from the generator, whose deal process is the model's: 16 monthly
     origins over 16 months, a quarter ahead, company and each segment (64 windows). Over 16 generator
-    seeds P10–P90 covered 68% of company and 66% of segment windows (docs/simulation.md: the fitted
-    parameters' own uncertainty is not in the range yet); this seed: 77%. The company bias of
+    seeds P10–P90 covered 72% of company and 68% of segment windows (docs/simulation.md says why not
+    80%). The company bias of
     P50 over these overlapping windows is one draw of the quarters' market factors: across 25 generator
     seeds it had a standard deviation of 0.13 about a mean near 0 (seed 27: −0.12), hence 0.2."""
     result = backtest(acme, MONTHLY_ORIGINS, 3, trials=1_000)
