@@ -146,6 +146,17 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scenario, Calib
     return scenario, calibrate(scenario)
 
 
+
+def _assert_durations_recovered(fit: Calibration, truth: Simulation) -> None:
+    """Stage durations within 6%, cycle multipliers within 3%, duration σ within 0.02."""
+    for stage, estimate in zip(truth.stages, fit.stage_days, strict=True):
+        assert abs(estimate.estimate / stage.median_days - 1) < 0.06, (stage.name, estimate)
+    for segment, value in truth.cycle_multiplier.items():
+        assert abs(fit.cycle_multiplier[segment].estimate / value - 1) < 0.03, segment
+    for process, value in truth.process_cycle_multiplier.items():
+        assert abs(fit.process_cycle_multiplier[process].estimate / value - 1) < 0.03, process
+    assert abs(fit.duration_sigma.estimate - truth.duration_sigma) < 0.02
+
 def test_generated_conversions_and_win_rate_within_three_standard_errors(generated):
     _, fit = generated
     truth = Simulation()
@@ -167,13 +178,7 @@ def test_generated_deal_sizes_within_five_percent(generated):
 def test_generated_stage_durations_and_multipliers(generated):
     _, fit = generated
     truth = Simulation()
-    for stage, estimate in zip(truth.stages, fit.stage_days, strict=True):
-        assert abs(estimate.estimate / stage.median_days - 1) < 0.06, (stage.name, estimate)
-    for segment, value in truth.cycle_multiplier.items():
-        assert abs(fit.cycle_multiplier[segment].estimate / value - 1) < 0.03, segment
-    for process, value in truth.process_cycle_multiplier.items():
-        assert abs(fit.process_cycle_multiplier[process].estimate / value - 1) < 0.03, process
-    assert abs(fit.duration_sigma.estimate - truth.duration_sigma) < 0.02
+    _assert_durations_recovered(fit, truth)
     # cycle of won deals: the sum of four stages, longer for enterprise
     assert fit.cycle_median["enterprise"].estimate > fit.cycle_median["mid_market"].estimate > fit.cycle_median[
         "smb"].estimate
@@ -224,13 +229,7 @@ def test_known_sizes_durations_seasonality_and_arrivals_recovered(known):
         assert _within(fit.deal_sigma[segment], size.sigma, relative=0.05), segment
         expected = KNOWN.pipeline_yield / (size.median * math.exp(size.sigma**2 / 2) * KNOWN.win_rate)
         assert _within(fit.arrival_rate_by_segment[segment], expected, relative=0.03), segment
-    for stage, estimate in zip(KNOWN.stages, fit.stage_days, strict=True):
-        assert abs(estimate.estimate / stage.median_days - 1) < 0.06, (stage.name, estimate)
-    for segment, value in KNOWN.cycle_multiplier.items():
-        assert abs(fit.cycle_multiplier[segment].estimate / value - 1) < 0.03, segment
-    for process, value in KNOWN.process_cycle_multiplier.items():
-        assert abs(fit.process_cycle_multiplier[process].estimate / value - 1) < 0.03, process
-    assert abs(fit.duration_sigma.estimate - KNOWN.duration_sigma) < 0.02
+    _assert_durations_recovered(fit, KNOWN)
     seasonality = np.asarray(KNOWN.seasonality) / np.mean(KNOWN.seasonality)
     for estimate, value in zip(fit.seasonality, seasonality, strict=True):
         assert _within(estimate, value)
