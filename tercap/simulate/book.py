@@ -56,10 +56,10 @@ class DealBook:
     win_rate: float  # of a new opportunity
     new_deal_conversions: np.ndarray  # conversions of a new opportunity's stage moves
     amount_ratio: float  # mean final ÷ CRM amount of a won open deal
+    amount_sigma: float  # σ of the log of that ratio
     win_rate_std_error: float  # of the fitted win rate: drawn per trial
     pipeline_yield: float
     yield_std_error: float  # of the fitted pipeline yield: drawn per trial
-    amount_sigma: float  # σ of the log of that ratio
     correlation: float  # ρ of the one-factor Gaussian copula
     monthly_hazard: float  # probability a rep leaves in a given month
     backfill_months: int
@@ -79,8 +79,7 @@ class DealBook:
         win_shift = 0.0
         if self.win_rate_std_error > 0:
             thresholds = move_thresholds(self.new_deal_conversions, self.correlation)
-            nodes, weights = hermegauss(QUADRATURE_NODES)
-            weights = weights / weights.sum()
+            nodes, weights = _market_quadrature()
             step = 1e-4
             slope = (weights @ win_given_market(thresholds, nodes, self.correlation, step)
                      - weights @ win_given_market(thresholds, nodes, self.correlation, -step)) / (2 * step)
@@ -117,6 +116,12 @@ def win_given_market(thresholds: np.ndarray, market: np.ndarray, rho: float, shi
     return result
 
 
+def _market_quadrature() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes over a standard normal market factor, with weights that sum to 1."""
+    nodes, weights = hermegauss(QUADRATURE_NODES)
+    return nodes, weights / weights.sum()
+
+
 def move_thresholds(conversion: np.ndarray, rho: float) -> np.ndarray:
     """Latent thresholds of the stage moves left, Φ⁻¹(conversion) + δ, with one shift δ such that the
     probability of passing them all, averaged over the market, is Π conversion: the moves share the
@@ -130,8 +135,7 @@ def move_thresholds(conversion: np.ndarray, rho: float) -> np.ndarray:
     if rho <= 0 or conversion.size <= 1:
         return base
     target = float(np.prod(conversion))
-    nodes, weights = hermegauss(QUADRATURE_NODES)
-    weights = weights / weights.sum()
+    nodes, weights = _market_quadrature()
 
     def excess(shift: float) -> float:
         return float(weights @ win_given_market(base + shift, nodes, rho)) - target
@@ -219,9 +223,7 @@ def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.nd
     slip_days = stage_days[-1] * cycle_factor[position]
     slipped = _lognormal_month_probabilities(median_left + slip_days, sigma, start, month_edges)
     close = (1 - sim.slip_probability) * on_time + sim.slip_probability * slipped
-    order = np.lexsort((rep, stage))  # by class (stage), then rep: the kernel slices by class
-    return (rep[order].astype(np.int64), stage[order].astype(np.int64),
-            frame["amount"].to_numpy(dtype=float)[order], close[order])
+    return rep.astype(np.int64), stage.astype(np.int64), frame["amount"].to_numpy(dtype=float), close
 
 
 def _new_deal_cells(scenario: Scenario, accounts: pd.DataFrame, rep_of_account: np.ndarray, segment: np.ndarray,

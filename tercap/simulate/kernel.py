@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from tercap.simulate.book import DealBook, win_given_market
 
 BLOCK_TRIALS = 256
-MAX_CLASSES = 64  # open deals are sliced by win-probability class up to this many classes
+MAX_CLASSES = 64  # open deals are sliced by class (stage × quarter) up to this many classes
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +54,7 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
     outcomes = []
     done = 0
     block = first_block
-    prepared = _Prepared(*book.thresholds(), _rep_indicator(book), *book.parameter_sigmas())
+    prepared = _prepare(book)
     # one BLAS thread: a threaded matrix product sums in an order that depends on the threads available
     with threadpool_limits(limits=1, user_api="blas"):
         while done < trials:
@@ -118,22 +118,14 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     months by its close-month probabilities (yearly totals per trial are exact draws; monthly figures
     are their expectation over close dates). A counted deal's amount is the CRM's × the mean ratio,
     with a lognormal change per deal and trial where `amount_sigma` > 0."""
-    trials, months = market.shape[0], book.months
-    rho = book.correlation
-    inside = 1.0 - book.deal_close_month[:, -1]
-    month_share = (book.deal_close_month[:, :months] / np.maximum(inside, 1e-300)[:, None]).astype(np.float32)
-    with np.errstate(divide="ignore"):
-        inverse_inside = (1.0 / inside).astype(np.float32)
-    amount = (book.deal_amount * book.amount_ratio * np.exp(-book.amount_sigma**2 / 2)).astype(np.float32)
-    class_thresholds = prepared.class_thresholds
+    trials = market.shape[0]
+    class_thresholds, class_of, amount = prepared.class_thresholds, book.deal_class, prepared.amount
+    order, bounds = prepared.order, prepared.bounds
     classes = len(class_thresholds)
-    class_of = book.deal_class
-    order = np.lexsort((book.deal_rep, class_of))  # draws are in the book's order whatever this order is
-    bounds = np.searchsorted(class_of[order], np.arange(classes + 1))
-    win = np.column_stack([win_given_market(t, market[:, q], rho, shift)
+    win = np.column_stack([win_given_market(t, market[:, q], book.correlation, shift)
                            for t, q in zip(class_thresholds, book.class_quarter, strict=True)]).astype(np.float32)
     draws = rng.random((trials, book.num_deals), dtype=np.float32)
-    draws *= inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
+    draws *= prepared.inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
     if classes > MAX_CLASSES:  # many classes: one column per deal
         np.multiply(draws < win[:, class_of], amount[None, :], out=draws)
     else:  # a column of p(Z) per class, never a gather; the draws become the counted amounts in place
@@ -151,7 +143,7 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     if book.amount_sigma > 0:
         counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
     rep_revenue = np.asarray(prepared.rep_indicator.T @ counted.T, dtype=float).T  # sums per rep: one sparse pass
-    return rep_revenue, (counted @ month_share).astype(float)
+    return rep_revenue, (counted @ prepared.month_share).astype(float)
 
 
 class _Prepared(NamedTuple):
@@ -159,15 +151,31 @@ class _Prepared(NamedTuple):
 
     class_thresholds: tuple[np.ndarray, ...]
     new_deal_thresholds: np.ndarray
-    rep_indicator: sp.csr_matrix  # (deals × reps) 1 where the deal is the rep's
     win_shift_sigma: float  # per-trial shift of the open deals' thresholds: the win rate's own uncertainty
     yield_sigma: float  # σ of the log of the per-trial factor on new deals: the yield's own uncertainty
+    rep_indicator: sp.csr_matrix  # (deals × reps) 1 where the deal is the rep's
+    order: np.ndarray  # deals by class, then rep (draws are in the book's order whatever this order is)
+    bounds: np.ndarray  # class k is order[bounds[k]:bounds[k + 1]]
+    amount: np.ndarray  # float32: the CRM amount × the mean ratio ÷ the mean of the lognormal change
+    inverse_inside: np.ndarray  # float32: 1 ÷ P(closing inside the period)
+    month_share: np.ndarray  # float32 (deals × months): the close month, given a close inside the period
 
 
-def _rep_indicator(book: DealBook) -> sp.csr_matrix:
-    deals = book.num_deals
-    return sp.csr_matrix((np.ones(deals, dtype=np.float32), (np.arange(deals), book.deal_rep)),
-                         shape=(deals, book.num_reps))
+def _prepare(book: DealBook) -> _Prepared:
+    deals, months = book.num_deals, book.months
+    order = np.lexsort((book.deal_rep, book.deal_class))
+    inside = 1.0 - book.deal_close_month[:, -1]
+    with np.errstate(divide="ignore"):
+        inverse_inside = (1.0 / inside).astype(np.float32)
+    return _Prepared(
+        *book.thresholds(), *book.parameter_sigmas(),
+        rep_indicator=sp.csr_matrix((np.ones(deals, dtype=np.float32), (np.arange(deals), book.deal_rep)),
+                                    shape=(deals, book.num_reps)),
+        order=order,
+        bounds=np.searchsorted(book.deal_class[order], np.arange(len(book.class_conversions) + 1)),
+        amount=(book.deal_amount * book.amount_ratio * np.exp(-book.amount_sigma**2 / 2)).astype(np.float32),
+        inverse_inside=inverse_inside,
+        month_share=(book.deal_close_month[:, :months] / np.maximum(inside, 1e-300)[:, None]).astype(np.float32))
 
 
 def _amount_changes(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
