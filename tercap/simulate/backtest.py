@@ -45,6 +45,7 @@ import pandas as pd
 
 from tercap.errors import TercapError
 from tercap.scenario import Scenario
+from tercap.simulate.book import cycle_factors
 
 __all__ = ["Backtest", "OpenDealView", "as_of_scenario", "backtest", "crps", "default_origins", "open_deal_view",
            "pinball_loss"]
@@ -179,9 +180,7 @@ def _stage_by_age(scenario: Scenario, simulation: Any, pipeline: pd.DataFrame,
     position = accounts.index.get_indexer(pipeline["account_id"])
     segment = accounts["segment"].to_numpy(dtype=object)[position]
     process = accounts["buying_process"].to_numpy(dtype=object)[position]
-    factor = (pd.Series(segment).map(simulation.cycle_multiplier).fillna(1.0).to_numpy(dtype=float)
-              * pd.Series(process).map(simulation.process_cycle_multiplier).fillna(1.0).to_numpy(dtype=float))
-    factor = np.maximum(factor, 1e-9)
+    factor = np.maximum(cycle_factors(simulation, segment, process), 1e-9)
     age = ((day - pd.to_datetime(pipeline["created"])) / pd.Timedelta(days=1)).to_numpy(dtype=float)
     conversion = [stage.conversion for stage in simulation.stages]
     view = open_deal_view([stage.median_days for stage in simulation.stages], conversion,

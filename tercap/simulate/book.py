@@ -27,6 +27,7 @@ from scipy.special import ndtr, ndtri
 
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts, monthly_capacity
+from tercap.scenario.schema import Simulation
 
 QUADRATURE_NODES = 80  # Gauss–Hermite nodes over the market factor
 
@@ -94,6 +95,12 @@ class DealBook:
                 move_thresholds(self.new_deal_conversions, rho))
 
 
+def cycle_factors(simulation: Simulation, segment: np.ndarray, process: np.ndarray) -> np.ndarray:
+    """Per deal: how much longer than the stages' medians its cycle runs (segment × buying process)."""
+    return (pd.Series(segment).map(simulation.cycle_multiplier).fillna(1.0).to_numpy(dtype=float)
+            * pd.Series(process).map(simulation.process_cycle_multiplier).fillna(1.0).to_numpy(dtype=float))
+
+
 def _lognormal_month_probabilities(median_days: np.ndarray, sigma: float, start_day: np.ndarray,
                                    month_edges: np.ndarray) -> np.ndarray:
     """P(the close falls in each month) for closes at start_day + lognormal(median_days, σ) days;
@@ -158,8 +165,7 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
     rep_of_account = rep_index.get_indexer(account_rep.reindex(accounts.index).astype(object).fillna(""))
     segment = accounts["segment"].to_numpy(dtype=object)
     process = accounts["buying_process"].to_numpy(dtype=object)
-    cycle_factor = (pd.Series(segment).map(sim.cycle_multiplier).fillna(1.0).to_numpy(dtype=float)
-                    * pd.Series(process).map(sim.process_cycle_multiplier).fillna(1.0).to_numpy(dtype=float))
+    cycle_factor = cycle_factors(sim, segment, process)
     stage_days = np.array([s.median_days for s in sim.stages])
     conversion = np.array([s.conversion for s in sim.stages])
     days_from_stage = np.cumsum(stage_days[::-1])[::-1]  # median days left from the start of stage k
