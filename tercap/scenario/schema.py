@@ -433,6 +433,11 @@ class Simulation(Section):
         "Relative rate of new opportunities by calendar month (January first); normalised to mean 1.")
     market_correlation: Float = F(0.05, "ρ of the one-factor Gaussian copula on win probabilities "
                                   "(0: deals independent).", ge=0, lt=1)
+    market_correlation_quarters: Int = F(0, "Quarters of history market_correlation was measured over (0: ρ "
+                                         "is known). With 2 or more, each trial draws its own ρ from the "
+                                         "measurement's sampling distribution, so a ρ seen over few quarters "
+                                         "widens the range as it should. Fitted with the rest (use_history).",
+                                         ge=0, le=400)
     amount_change_ratio: Float = F(1.0, "Mean ratio of an open deal's final (won) amount to the amount in "
                                    "the CRM (e.g. 0.9: deals close 10% smaller on average).", gt=0)
     amount_change_sigma: Float = F(0.0, "σ of the log of that ratio, deal by deal (0: every deal closes at "

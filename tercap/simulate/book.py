@@ -28,6 +28,7 @@ from scipy.special import ndtr, ndtri
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts, monthly_capacity
 from tercap.scenario.schema import Simulation
+from tercap.simulate.copula import correlation_levels
 
 QUADRATURE_NODES = 80  # Gauss–Hermite nodes over the market factor
 
@@ -64,6 +65,8 @@ class DealBook:
     correlation: float  # ρ of the one-factor Gaussian copula
     monthly_hazard: float  # probability a rep leaves in a given month
     backfill_months: int
+    # equally likely values of ρ, one drawn per trial where ρ was measured on few quarters (empty: ρ known)
+    correlation_levels: tuple[float, ...] = ()
 
     @property
     def num_reps(self) -> int:
@@ -89,7 +92,13 @@ class DealBook:
         return win_shift, float(np.sqrt(np.log1p(relative**2)))
 
     def thresholds(self) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        """Latent thresholds of the moves of each class and of a new deal, at this book's ρ."""
+        """Latent thresholds of the moves of each class and of a new deal: (moves,) at this book's ρ,
+        or (moves × levels), a column per value of ρ in `correlation_levels`, when there are several."""
+        if len(self.correlation_levels) > 1:
+            def at_levels(conversions: np.ndarray) -> np.ndarray:
+                return np.column_stack([move_thresholds(conversions, rho) for rho in self.correlation_levels])
+
+            return tuple(at_levels(c) for c in self.class_conversions), at_levels(self.new_deal_conversions)
         rho = self.correlation
         return (tuple(move_thresholds(c, rho) for c in self.class_conversions),
                 move_thresholds(self.new_deal_conversions, rho))
@@ -113,9 +122,12 @@ def _lognormal_month_probabilities(median_days: np.ndarray, sigma: float, start_
     return np.column_stack([inside, 1.0 - cdf[:, -1]])
 
 
-def win_given_market(thresholds: np.ndarray, market: np.ndarray, rho: float, shift: np.ndarray | float = 0.0
-                     ) -> np.ndarray:
-    """P(a deal passes every move | market Z): Π_j Φ((t_j + shift − √ρ·Z) / √(1 − ρ)), one value per Z."""
+def win_given_market(thresholds: np.ndarray, market: np.ndarray, rho: np.ndarray | float,
+                     shift: np.ndarray | float = 0.0) -> np.ndarray:
+    """P(a deal passes every move | market Z): Π_j Φ((t_j + shift − √ρ·Z) / √(1 − ρ)), one value per Z.
+
+    `thresholds` runs over the moves first; each t_j, ρ and shift broadcast against `market`
+    (e.g. a value per trial)."""
     scale = np.sqrt(1.0 - rho)
     result = np.ones_like(market, dtype=float)
     for threshold in thresholds:
@@ -201,7 +213,14 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
                     win_rate_std_error=float(sim.win_rate_std_error), pipeline_yield=float(sim.pipeline_yield),
                     yield_std_error=float(sim.pipeline_yield_std_error),
                     correlation=float(sim.market_correlation), monthly_hazard=float(hazard),
-                    backfill_months=round(settings.capacity.backfill_lag_months))
+                    backfill_months=round(settings.capacity.backfill_lag_months),
+                    correlation_levels=_drawn_correlations(sim, float(conversion[-1])))
+
+
+def _drawn_correlations(sim: Simulation, last_conversion: float) -> tuple[float, ...]:
+    """The equally likely values of ρ a trial draws from, where ρ was measured on few quarters (else none)."""
+    levels = correlation_levels(sim.market_correlation, last_conversion, sim.market_correlation_quarters)
+    return tuple(float(rho) for rho in levels) if len(levels) > 1 else ()
 
 
 def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.ndarray, cycle_factor: np.ndarray,

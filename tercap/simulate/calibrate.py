@@ -57,10 +57,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, optimize, stats
+from scipy import stats
 
 from tercap.scenario import Scenario
 from tercap.scenario.schema import DealSize, FrozenDict, Simulation, Stage
+from tercap.simulate.copula import MAX_CORRELATION, copula_density, correlation_for
 
 __all__ = ["CALIBRATED_FIELDS", "Calibration", "Estimate", "calibrate", "calibrated_settings",
            "implied_correlation"]
@@ -68,14 +69,13 @@ __all__ = ["CALIBRATED_FIELDS", "Calibration", "Estimate", "calibrate", "calibra
 Z95 = float(stats.norm.ppf(0.975))
 DAYS_PER_YEAR = 365.25
 HALF_DAY = 0.5  # cycle days = closed − created + ½: whole-day dates truncate; same-day closes stay finite
-MAX_CORRELATION = 0.999  # ρ is clipped to [0, MAX_CORRELATION]: the schema wants ρ < 1
 MIN_QUARTERS = 3  # fewest quarters with deals for a dispersion (and so for ρ)
 MIN_APPLIED = 30  # fewest observations behind an estimate that `apply` writes into the settings
 ALL = "all"  # the `segment` of an estimate over every segment in `to_frame()`
 # The Simulation fields that `apply` may change; the others (trials, seed, slip_probability) it never does.
 CALIBRATED_FIELDS = ("stages", "deal_sizes", "cycle_multiplier", "process_cycle_multiplier", "duration_sigma",
-                     "seasonality", "market_correlation", "pipeline_yield", "win_rate_std_error",
-                     "pipeline_yield_std_error")
+                     "seasonality", "market_correlation", "market_correlation_quarters", "pipeline_yield",
+                     "win_rate_std_error", "pipeline_yield_std_error")
 FRAME_COLUMNS = ("parameter", "segment", "key", "estimate", "std_error", "low", "high", "n")
 
 
@@ -235,6 +235,8 @@ class Calibration:
             fitted("seasonality", tuple(e.estimate for e in self.seasonality))
         if math.isfinite(self.market_correlation.estimate) and self.quarters >= MIN_QUARTERS:
             fitted("market_correlation", self.market_correlation.estimate)
+            if "market_correlation" not in explicit:  # the spread of a ρ the scenario set is not ours to add
+                fitted("market_correlation_quarters", self.market_correlation.n)
         if self.pipeline_yield.usable:
             fitted("pipeline_yield", self.pipeline_yield.estimate)
             if math.isfinite(self.pipeline_yield.std_error):
@@ -690,28 +692,6 @@ def _pipeline_yield(accounts: pd.DataFrame, arrival: Mapping[str, Estimate], win
 # ----------------------------------------------------------------------------------------------
 
 
-def _copula_variance(rho: float, threshold: float) -> float:
-    """Var of Φ((t − √ρ Z) / √(1 − ρ)) over Z: Φ₂(t, t; ρ) − Φ(t)², by Plackett's identity
-    ∂Φ₂/∂ρ = φ₂(t, t; ρ), integrated from 0."""
-    if rho <= 0:
-        return 0.0
-    return float(integrate.quad(lambda r: _copula_density(r, threshold), 0.0, rho)[0])
-
-
-def _copula_density(rho: float, threshold: float) -> float:
-    return math.exp(-threshold**2 / (1 + rho)) / (2 * math.pi * math.sqrt(1 - rho**2))
-
-
-def _correlation_for(variance: float, threshold: float) -> float:
-    """The ρ whose quarterly rates have `variance`, clipped to [0, MAX_CORRELATION]."""
-    if not math.isfinite(variance) or variance <= 0:
-        return 0.0
-    if variance >= _copula_variance(MAX_CORRELATION, threshold):
-        return MAX_CORRELATION
-    return float(optimize.brentq(lambda r: _copula_variance(r, threshold) - variance, 0.0, MAX_CORRELATION,
-                                 xtol=1e-8))
-
-
 def implied_correlation(successes: np.ndarray, trials: np.ndarray) -> Estimate:
     """ρ of a one-factor Gaussian copula from per-period success counts (method of moments).
 
@@ -742,14 +722,14 @@ def implied_correlation(successes: np.ndarray, trials: np.ndarray) -> Estimate:
     mean_square = spread / (periods - 1)
 
     def rho_of(ms: float) -> float:
-        return _correlation_for((ms - pq) / (n0 - 1), threshold)
+        return correlation_for((ms - pq) / (n0 - 1), threshold)
 
     rho = rho_of(mean_square)
     freedom = periods - 1
     low = rho_of(mean_square * freedom / stats.chi2.ppf(0.975, freedom))
     high = rho_of(mean_square * freedom / stats.chi2.ppf(0.025, freedom))
     se_tau2 = mean_square * math.sqrt(2 / freedom) / (n0 - 1)
-    se = se_tau2 / _copula_density(min(rho, MAX_CORRELATION), threshold)
+    se = se_tau2 / copula_density(min(rho, MAX_CORRELATION), threshold)
     return Estimate(rho, se, low, high, periods)
 
 

@@ -6,8 +6,10 @@ Randomness comes in fixed blocks of BLOCK_TRIALS trials, block b drawing from a 
 whatever the chunk size or the number of workers.
 
 Per trial and calendar quarter of the period: a market factor Z ~ N(0, 1), independent across quarters
-(as calibration measures them). An open deal meets the factor of the quarter it most likely closes
-in, a new deal that of the quarter it closes in. An open deal is won when it passes each stage move left,
+(as calibration measures them). Where ρ was measured on few quarters, each trial also draws its ρ from
+the book's equally likely levels (`copula.correlation_levels`), with thresholds set for each level.
+An open deal meets the factor of the quarter it most likely closes in, a new deal that of the quarter it
+closes in. An open deal is won when it passes each stage move left,
 move j when √ρ·Z + √(1−ρ)·ε_j ≤ t_j (a one-factor Gaussian copula on every move, ε_j independent),
 i.e. with probability p(Z) = Π_j Φ((t_j − √ρ·Z)/√(1−ρ)) given the market, the thresholds t_j set so
 that p(Z) averages to the deal's win probability (`book.move_thresholds`); it counts when it also
@@ -21,6 +23,7 @@ for the backfill lag, then a hire ramps along the rep's segment curve.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -29,9 +32,12 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from tercap.simulate.book import DealBook, win_given_market
+from tercap.simulate.exact import RevenueDistribution, revenue_distribution
 
 BLOCK_TRIALS = 256
 MAX_CLASSES = 64  # open deals are sliced by class (stage × quarter) up to this many classes
+EXACT_MAX_DEALS = 64  # independent open deals of a rep with at most this many: one exact draw per trial
+EXACT_CELLS = 20_000  # cells of the revenue grid of such a rep (its deals' total amount ÷ this)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,18 +76,28 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
 
 def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generator, trials: int) -> BlockOutcome:
     months, reps = book.months, book.num_reps
-    rho = book.correlation
     market = rng.standard_normal((trials, int(book.month_quarter.max(initial=0)) + 1))  # a factor per quarter
     # the fitted values' own uncertainty, one draw per trial (drawn only where there is any)
     uncertain = prepared.win_shift_sigma > 0 or prepared.yield_sigma > 0
     parameters = rng.standard_normal((trials, 2)) if uncertain else np.zeros((trials, 2))
+    level = None  # per trial, its value of ρ among the book's levels (None: ρ known)
+    rho: np.ndarray | float = book.correlation
+    if len(book.correlation_levels) > 1:
+        level = rng.integers(len(book.correlation_levels), size=trials)
+        rho = np.asarray(book.correlation_levels)[level]
     rep_revenue = np.zeros((trials, reps))
     monthly = np.zeros((trials, months))
 
-    if book.num_deals:
-        rep_part, month_part = _open_deals(book, prepared, rng, market, prepared.win_shift_sigma * parameters[:, 0])
+    sampled = prepared.sampled
+    if sampled.num_deals:
+        rep_part, month_part = _open_deals(sampled, prepared, rng, market, prepared.win_shift_sigma * parameters[:, 0],
+                                           level, rho)
         rep_revenue += rep_part
         monthly += month_part
+    for exact in prepared.exact:  # reps whose few independent open deals are drawn from their exact distribution
+        revenue = exact.distribution.sample(rng, trials)
+        rep_revenue[:, exact.rep] += revenue
+        monthly += revenue[:, None] * exact.month_share[None, :]
 
     departures = np.zeros(trials, dtype=np.int64)
     if len(book.cell_rep):
@@ -89,7 +105,10 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
         if book.monthly_hazard > 0:
             output, departures = _attrition(book, rng, output)
         # a new deal meets the market of the quarter it closes in
-        win = win_given_market(prepared.new_deal_thresholds, market, rho)[:, book.month_quarter]
+        thresholds = prepared.new_deal_thresholds
+        if level is not None:  # a column of thresholds per trial, by its ρ
+            thresholds, rho = thresholds[:, level, None], rho[:, None]
+        win = win_given_market(thresholds, market, rho)[:, book.month_quarter]
         sigma = prepared.yield_sigma
         win *= np.exp(sigma * parameters[:, 1:2] - sigma**2 / 2)  # × the trial's yield factor (mean 1)
         # expected wins per (trial, cell, close month)
@@ -107,7 +126,8 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
 
 
 def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, market: np.ndarray,
-                shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                shift: np.ndarray, level: np.ndarray | None, rho: np.ndarray | float
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Revenue of the open deals that are won and close inside the period, per (trial, rep) and
     (trial, month).
 
@@ -122,7 +142,7 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     class_thresholds, class_of, amount = prepared.class_thresholds, book.deal_class, prepared.amount
     order, bounds = prepared.order, prepared.bounds
     classes = len(class_thresholds)
-    win = np.column_stack([win_given_market(t, market[:, q], book.correlation, shift)
+    win = np.column_stack([win_given_market(t if level is None else t[:, level], market[:, q], rho, shift)
                            for t, q in zip(class_thresholds, book.class_quarter, strict=True)]).astype(np.float32)
     draws = rng.random((trials, book.num_deals), dtype=np.float32)
     draws *= prepared.inverse_inside[None, :]  # U / q < p(Z)  ⇔  U < p(Z)·q
@@ -146,10 +166,20 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     return rep_revenue, (counted @ prepared.month_share).astype(float)
 
 
+class _ExactRep(NamedTuple):
+    """A rep's open deals as one exact distribution: independent deals, few of them."""
+
+    rep: int
+    distribution: RevenueDistribution
+    month_share: np.ndarray  # the expected share of that revenue in each month of the period
+
+
 class _Prepared(NamedTuple):
     """What every block of a book needs, computed once per call."""
 
-    class_thresholds: tuple[np.ndarray, ...]
+    sampled: DealBook  # the book without the open deals of the reps in `exact`
+    exact: tuple[_ExactRep, ...]
+    class_thresholds: tuple[np.ndarray, ...]  # per class: (moves,), or (moves × levels of ρ)
     new_deal_thresholds: np.ndarray
     win_shift_sigma: float  # per-trial shift of the open deals' thresholds: the win rate's own uncertainty
     yield_sigma: float  # σ of the log of the per-trial factor on new deals: the yield's own uncertainty
@@ -162,13 +192,14 @@ class _Prepared(NamedTuple):
 
 
 def _prepare(book: DealBook) -> _Prepared:
+    exact, book = _exact_reps(book)
     deals, months = book.num_deals, book.months
     order = np.lexsort((book.deal_rep, book.deal_class))
     inside = 1.0 - book.deal_close_month[:, -1]
     with np.errstate(divide="ignore"):
         inverse_inside = (1.0 / inside).astype(np.float32)
     return _Prepared(
-        *book.thresholds(), *book.parameter_sigmas(),
+        book, exact, *book.thresholds(), *book.parameter_sigmas(),
         rep_indicator=sp.csr_matrix((np.ones(deals, dtype=np.float32), (np.arange(deals), book.deal_rep)),
                                     shape=(deals, book.num_reps)),
         order=order,
@@ -176,6 +207,48 @@ def _prepare(book: DealBook) -> _Prepared:
         amount=(book.deal_amount * book.amount_ratio * np.exp(-book.amount_sigma**2 / 2)).astype(np.float32),
         inverse_inside=inverse_inside,
         month_share=(book.deal_close_month[:, :months] / np.maximum(inside, 1e-300)[:, None]).astype(np.float32))
+
+
+def _exact_reps(book: DealBook) -> tuple[tuple[_ExactRep, ...], DealBook]:
+    """Where a book's open deals are independent (no market factor, no drawn win rate, fixed amounts),
+    the reps with at most EXACT_MAX_DEALS of them, each as its exact revenue distribution (dynamic
+    programme on the grid of `_revenue_grid`: an outcome is off by at most half a cell per deal), and the
+    book of the other deals, which is sampled."""
+    independent = (book.correlation == 0 and not any(book.correlation_levels) and book.win_rate_std_error == 0
+                   and book.amount_sigma == 0)
+    if not independent or not book.num_deals:
+        return (), book
+    counts = np.bincount(book.deal_rep, minlength=book.num_reps)
+    few = np.flatnonzero((counts > 0) & (counts <= EXACT_MAX_DEALS))
+    if few.size == 0:
+        return (), book
+    win = np.array([np.prod(c) for c in book.class_conversions])[book.deal_class]
+    inside = 1.0 - book.deal_close_month[:, -1]
+    counted = win * inside  # P(won and closed inside the period)
+    amount = book.deal_amount * book.amount_ratio
+    share = book.deal_close_month[:, :book.months] / np.maximum(inside, 1e-300)[:, None]
+    exact = []
+    for rep in few.tolist():
+        deals = np.flatnonzero(book.deal_rep == rep)
+        grid = _revenue_grid(amount[deals])
+        expected = counted[deals] * amount[deals]
+        month_share = expected @ share[deals] / max(float(expected.sum()), 1e-300)
+        exact.append(_ExactRep(rep, revenue_distribution(counted[deals], amount[deals], grid), month_share))
+    kept = ~np.isin(book.deal_rep, few)
+    sampled = dataclasses.replace(book, deal_rep=book.deal_rep[kept], deal_class=book.deal_class[kept],
+                                  deal_amount=book.deal_amount[kept], deal_close_month=book.deal_close_month[kept])
+    return tuple(exact), sampled
+
+
+def _revenue_grid(amount: np.ndarray) -> float:
+    """The grid of a rep's exact distribution: the amounts' greatest common divisor when they are whole
+    and it keeps the support within EXACT_CELLS cells (no rounding at all), else a whole unit that does."""
+    total = float(amount.sum())
+    if np.all(amount == np.rint(amount)) and total < 2**53:
+        unit = int(np.gcd.reduce(np.rint(amount).astype(np.int64)))
+        if unit > 0 and total / unit <= EXACT_CELLS:
+            return float(unit)
+    return float(max(np.ceil(total / EXACT_CELLS), 1.0))
 
 
 def _amount_changes(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np.ndarray:

@@ -280,6 +280,7 @@ def test_apply_writes_fitted_values_and_validates(known):
     assert isinstance(applied, Simulation)
     assert [s.conversion for s in applied.stages] == [e.estimate for e in fit.conversion]
     assert applied.market_correlation == fit.market_correlation.estimate
+    assert applied.market_correlation_quarters == fit.market_correlation.n >= 3  # ρ's spread is drawn per trial
     assert applied.deal_sizes["smb"].median == fit.deal_median["smb"].estimate
     assert applied.seasonality == tuple(e.estimate for e in fit.seasonality)
     assert applied.pipeline_yield == pytest.approx(fit.pipeline_yield.estimate)
@@ -310,7 +311,7 @@ def test_apply_keeps_what_the_scenario_file_set(small_generated: Path):
     assert {"market_correlation", "deal_sizes"} <= sim.model_fields_set
     fit = calibrate(scenario)
     applied = fit.apply(sim)
-    assert applied.market_correlation == 0.2
+    assert applied.market_correlation == 0.2 and applied.market_correlation_quarters == 0  # a ρ set is known
     assert applied.deal_sizes["smb"] == DealSize(median=5000)  # the entry the file set
     assert applied.deal_sizes["enterprise"].median == fit.deal_median["enterprise"].estimate  # a default entry
     assert applied.slip_probability == 0.4 and applied.seed == sim.seed and applied.trials == sim.trials

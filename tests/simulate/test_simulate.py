@@ -59,11 +59,29 @@ def exact_pmf(probabilities: np.ndarray, amounts: np.ndarray) -> dict[float, flo
     return pmf
 
 
-def test_independent_deals_match_the_exact_distribution(example_book):
+@pytest.fixture(params=["sampled", "exact"])
+def independent_path(request, monkeypatch) -> str:
+    """Independent open deals two ways: each deal sampled, or (a rep with few deals) one draw per trial
+    from the rep's exact distribution, as the kernel does on its own below EXACT_MAX_DEALS deals."""
+    from tercap.simulate import kernel
+
+    monkeypatch.setattr(kernel, "EXACT_MAX_DEALS", 0 if request.param == "sampled" else 64)
+    return request.param
+
+
+def uses_exact(book) -> bool:
+    from tercap.simulate.kernel import _prepare
+
+    return bool(_prepare(book).exact)
+
+
+def test_independent_deals_match_the_exact_distribution(example_book, independent_path):
     rng = np.random.default_rng(5)
     probabilities = rng.uniform(0.05, 0.95, 8)
     amounts = rng.integers(1, 50, 8) * 1000.0
-    outcome = run(open_deals_only(example_book, probabilities, amounts), 100_000)
+    book = open_deals_only(example_book, probabilities, amounts)
+    assert uses_exact(book) == (independent_path == "exact")
+    outcome = run(book, 100_000)
     revenue = outcome.rep_revenue[:, 0]
     pmf = exact_pmf(probabilities, amounts)
     values = np.array(sorted(pmf))
@@ -146,6 +164,35 @@ def test_the_fitted_values_own_uncertainty_widens_the_range_not_the_mean(example
     binomial = 400 * 0.3 * 0.7 * 1000.0**2
     assert known.var() == pytest.approx(binomial, rel=0.05)
     assert unsure.var() == pytest.approx(binomial + (0.03 * 400 * 1000.0) ** 2, rel=0.08)
+
+
+def test_a_correlation_measured_on_few_quarters_is_drawn_per_trial(example_book):
+    """ρ = 0.2 seen over 8 quarters: each trial draws ρ from 32 equally likely levels (the copula's
+    quarterly variance × 7/χ²(7)); every level keeps the win rate, so the mean stays, and the variance is
+    the average of the copula's variance over the levels: larger than at the measured ρ."""
+    from scipy.stats import chi2, multivariate_normal
+
+    from tercap.simulate.copula import copula_variance, correlation_levels
+
+    levels = correlation_levels(0.2, 0.3, 8)
+    threshold = ndtri(0.3)
+    assert len(levels) == 32 and np.all(np.diff(levels) > 0)
+    median_variance = copula_variance(0.2, threshold) * 7 / chi2.median(7)
+    assert copula_variance((levels[15] + levels[16]) / 2, threshold) == pytest.approx(median_variance, rel=0.05)
+    assert correlation_levels(0.2, 0.3, 0).tolist() == [0.2] and correlation_levels(0.0, 0.3, 8).tolist() == [0.0]
+
+    n = 400
+    known = open_deals_only(example_book, np.full(n, 0.3), np.full(n, 1000.0), 0.2)
+    measured = dataclasses.replace(known, correlation_levels=tuple(levels))
+    revenue = run(measured, 40_000).rep_revenue[:, 0]
+    assert abs(revenue.mean() - n * 300.0) < 4 * revenue.std() / np.sqrt(revenue.size)
+
+    def variance(rho: float) -> float:
+        joint = multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]]).cdf([threshold, threshold])
+        return 1000.0**2 * (n * 0.3 * 0.7 + n * (n - 1) * (joint - 0.09))
+
+    assert revenue.var() == pytest.approx(np.mean([variance(rho) for rho in levels]), rel=0.06)
+    assert revenue.var() > 1.2 * run(known, 40_000).rep_revenue[:, 0].var()
 
 
 def test_amount_changes_have_the_stated_mean_and_spread(example_book):
@@ -263,15 +310,33 @@ def test_cli_simulate_without_a_plan_folder_exits_2(tmp_path, capsys):
     assert "no plan there" in capsys.readouterr().err
 
 
-def test_sampler_matches_the_dynamic_programme_on_fifty_deals(example_book):
+def test_sampler_matches_the_dynamic_programme_on_fifty_deals(example_book, independent_path):
     from tercap.simulate.exact import kolmogorov_smirnov, revenue_distribution
 
     rng = np.random.default_rng(11)
     probabilities = rng.uniform(0.05, 0.9, 50)
     amounts = rng.integers(1, 2_000, 50) * 100.0  # on the $100 grid
-    outcome = run(open_deals_only(example_book, probabilities, amounts), 100_000, seed=2)
+    book = open_deals_only(example_book, probabilities, amounts)
+    assert uses_exact(book) == (independent_path == "exact")
+    outcome = run(book, 100_000, seed=2)
     exact = revenue_distribution(probabilities, amounts, grid=100.0)
     assert kolmogorov_smirnov(outcome.rep_revenue[:, 0], exact) < 0.01
+    # the month a deal lands in: its expectation, whichever way the deal was drawn
+    assert outcome.company_monthly.sum(axis=1) == pytest.approx(outcome.rep_revenue.sum(axis=1), rel=1e-5)
+
+
+def test_exact_draws_only_where_deals_are_independent(example_book):
+    """The kernel draws a few-deal rep from its exact distribution only without a market factor, a drawn
+    win rate or amount changes; a rep with more deals than EXACT_MAX_DEALS is always sampled."""
+    from tercap.simulate.kernel import EXACT_MAX_DEALS
+
+    book = open_deals_only(example_book, np.full(10, 0.4), np.full(10, 1000.0))
+    assert uses_exact(book)
+    for shared in ({"correlation": 0.05}, {"correlation_levels": (0.0, 0.1)}, {"win_rate_std_error": 0.02},
+                   {"amount_sigma": 0.1}):
+        assert not uses_exact(dataclasses.replace(book, **shared))
+    many = EXACT_MAX_DEALS + 1
+    assert not uses_exact(open_deals_only(example_book, np.full(many, 0.4), np.full(many, 1000.0)))
 
 
 def test_cli_calibrate_prints_the_fitted_values(capsys):
