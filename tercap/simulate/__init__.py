@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tercap.errors import TercapError
+from tercap.quota.inputs import account_reps
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts
 from tercap.simulate.book import DealBook, build_book
@@ -29,8 +30,8 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
     The pipeline model is the scenario's `simulation` section, with the values fitted from its history
     in place of those it leaves at their defaults (`simulation.use_history`; see `tercap calibrate`).
 
-    `quotas` (rep_id → quota) default to the company target × over-assignment, split by each rep's
-    share of its book's potential weighted by its productivity over the period (start, ramp).
+    `quotas` (rep_id → quota) default to the scenario's quota allocation (`quota.method`, see
+    `tercap.quota.allocate_quotas`), made from this simulation's own trials where the method needs them.
     Trials run in chunks of `chunk_trials` (rounded up to whole blocks of 256) on `workers`
     processes (joblib), or on a Dask cluster: `dask="local"` starts a LocalCluster of `workers`
     processes, `dask="tcp://host:port"` uses a running scheduler. The result does not depend on the
@@ -45,8 +46,7 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         scenario = scenario.replace(simulation=fitted)
         parameters = (f"fitted from {len(scenario.history):,} closed deals where the scenario sets no value "
                       "(simulation.use_history)")
-    book = build_book(scenario, _account_reps(scenario, plan))
-    quota, basis = _quotas(scenario, book, quotas)
+    book = build_book(scenario, account_reps(scenario, plan))
     blocks = -(-trials // BLOCK_TRIALS)
     seeds = block_seeds(seed, blocks)
     per_chunk = max(1, -(-max(chunk_trials, 1) // BLOCK_TRIALS))
@@ -76,13 +76,20 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
             if progress:
                 progress(len(outcomes), len(chunks))
     starts = month_starts(scenario.settings)[:-1]
-    return SimulationResult(
-        scenario=scenario.name, rep_ids=book.rep_ids, quota=quota, quota_basis=basis,
+    result = SimulationResult(
+        scenario=scenario.name, rep_ids=book.rep_ids, quota=np.zeros(book.num_reps), quota_basis="none",
         target=scenario.settings.quota.company_target,
         rep_revenue=np.concatenate([o.rep_revenue for o in outcomes]),
         company_monthly=np.concatenate([o.company_monthly for o in outcomes]),
         month_labels=tuple(f"{d:%Y-%m}" for d in starts), seed=seed, parameters=parameters,
         departures=np.concatenate([o.departures for o in outcomes]))
+    if quotas is not None:
+        return result.with_quotas(quotas, "given")
+    from tercap.quota import allocate_quotas
+
+    allocated = allocate_quotas(scenario, plan, simulation=result)
+    return result.with_quotas(allocated.as_series(), f"quota allocation: {allocated.method} (quota.method)",
+                              target=allocated.target)
 
 
 def _on_dask(address: str, workers: int, book: DealBook, seeds: list[np.random.SeedSequence],
@@ -106,34 +113,3 @@ def _on_dask(address: str, workers: int, book: DealBook, seeds: list[np.random.S
     finally:
         if cluster is not None:
             cluster.close()
-
-
-def _account_reps(scenario: Scenario, plan: object | None) -> pd.Series:
-    """account_id → rep_id under the plan, or today's owners."""
-    if plan is None:
-        accounts = scenario.accounts
-        return pd.Series(accounts["current_owner"].to_numpy(dtype=object), index=accounts["account_id"])
-    table = plan.assignments  # type: ignore[attr-defined]
-    return pd.Series(table["rep_id"].to_numpy(dtype=object), index=table["account_id"])
-
-
-def _quotas(scenario: Scenario, book: DealBook, quotas: pd.Series | None) -> tuple[np.ndarray, str]:
-    if quotas is not None:
-        return quotas.reindex(book.rep_ids).fillna(0.0).to_numpy(dtype=float), "given"
-    target = scenario.settings.quota.company_target
-    if not target:
-        return np.zeros(book.num_reps), "none (no company target)"
-    potential = np.bincount(book.cell_rep, _cell_potential(book),
-                            minlength=book.num_reps)
-    weight = potential * book.productivity.mean(axis=1)
-    total = weight.sum()
-    if total <= 0:
-        return np.zeros(book.num_reps), "none (no potential)"
-    quota = target * scenario.settings.quota.over_assignment * weight / total
-    return quota, "potential share × productivity (until quota allocation is available)"
-
-
-def _cell_potential(book: DealBook) -> np.ndarray:
-    """Each cell's expected won value over a year at full productivity (∝ its accounts' potential)."""
-    mean_amount = book.cell_median_amount * np.exp(book.cell_sigma**2 / 2)
-    return book.cell_opportunities.sum(axis=1) * mean_amount * book.win_rate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,13 @@ class SimulationResult:
     def __post_init__(self) -> None:
         for array in (self.rep_revenue, self.company_monthly, self.quota):
             array.flags.writeable = False
+
+    def with_quotas(self, quotas: pd.Series, basis: str, target: float | None = None) -> SimulationResult:
+        """The same trials judged against `quotas` (rep_id → quota; a rep left out has none), and
+        against `target` where given (else this result's)."""
+        quota = quotas.reindex(self.rep_ids).fillna(0.0).to_numpy(dtype=float)
+        return dataclasses.replace(self, quota=quota, quota_basis=basis,
+                                   target=self.target if target is None else float(target))
 
     @property
     def trials(self) -> int:
