@@ -18,7 +18,6 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tercap info $(DEFAULT_SCENARIO)
 	$(BIN)/tercap plan $(DEFAULT_SCENARIO) --out runs/demo
-	$(BIN)/tercap simulate $(DEFAULT_SCENARIO) --plan runs/demo --out runs/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check tercap tests benchmarks

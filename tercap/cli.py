@@ -143,16 +143,50 @@ def generate(
     out.print(f"[green]✓[/] wrote {path} in {time.perf_counter() - started:.1f} s", highlight=False)
 
 
+SolverOption = Annotated[str | None, typer.Option("--solver", help="Solver profile name (default, exact, quick, "
+                                                  "cpsat, cbc) or path to a TOML file; default: the scenario's.")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")]
+
+
 @app.command("plan")
 def plan_command(
     path: ScenarioPath,
-    solver: Annotated[str | None, typer.Option("--solver", help="Solver profile name (default, exact, quick, "
-                                               "cpsat, cbc) or path to a TOML file; default: the scenario's.")
-                      ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")
-                       ] = None,
+    solver: SolverOption = None,
+    out_dir: OutOption = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials (default: the scenario's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed (default: the scenario's).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the simulation.")] = 1,
 ) -> None:
-    """Assign accounts to reps and write the run folder (plan/assignments.csv, reps.csv, summary.json)."""
+    """The annual planning run: assign accounts, simulate the pipeline, allocate quotas, and write the run
+    folder with report.html and plan.xlsx."""
+    from tercap.report import write_run
+    from tercap.run import run_plan
+
+    scenario = tercap.load(path)
+    _print_problems(scenario.warnings, f"{count_problems(scenario.warnings)} warning(s):", "yellow")
+    started = time.perf_counter()
+    with err.status("planning …") as status:
+        def step(message: str) -> None:
+            if not message.startswith("assignment") or "solving" in message or "compiling" in message:
+                err.print(f"[dim]{time.perf_counter() - started:6.1f} s[/]  {message}", highlight=False)
+            status.update(f"{message} …")
+
+        run = run_plan(scenario, solver, trials=trials, seed=seed, workers=workers, progress=step)
+        _refuse_without_plan(run.plan)
+        target = out_dir or Path("runs") / scenario.name
+        status.update("writing the run folder, report.html and plan.xlsx …")
+        report = write_run(run, target)
+    _print_plan(run.plan, run.steps[0][1], None)
+    _print_run(run)
+    for note in run.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(f"[green]✓[/] planning run in {time.perf_counter() - started:.1f} s · report: {report}",
+              highlight=False)
+
+
+@app.command("assign")
+def assign_command(path: ScenarioPath, solver: SolverOption = None, out_dir: OutOption = None) -> None:
+    """Assign accounts to reps only and write plan/assignments.csv, reps.csv, summary.json."""
     from tercap.assign import plan as make_plan
     from tercap.runfolder import run_folder
 
@@ -161,6 +195,20 @@ def plan_command(
     started = time.perf_counter()
     with err.status("planning …") as status:
         result = make_plan(scenario, solver, progress=lambda message: status.update(f"{message} …"))
+    _refuse_without_plan(result)
+    target = out_dir or Path("runs") / scenario.name
+    with run_folder(target) as folder:
+        folder.csv("plan/assignments.csv", result.assignments)
+        folder.csv("plan/reps.csv", result.reps)
+        folder.json("plan/summary.json", result.summary())
+    _print_plan(result, time.perf_counter() - started, target)
+
+
+def _refuse_without_plan(result: object) -> None:
+    """Exit with the diagnosis when there is no plan, or with the checker's findings when it broke a rule."""
+    from tercap.plan import Plan
+
+    assert isinstance(result, Plan)
     stats = result.stats
     if not result.status.has_plan:
         err.print(f"[bold red]✗ no plan[/] ({stats.status.value}, {stats.solver_status}). Why:", highlight=False)
@@ -172,12 +220,26 @@ def plan_command(
         for line in result.violations:
             err.print(f"  • {line}", highlight=False)
         raise typer.Exit(EXIT_INTERNAL)
-    target = out_dir or Path("runs") / scenario.name
-    with run_folder(target) as folder:
-        folder.csv("plan/assignments.csv", result.assignments)
-        folder.csv("plan/reps.csv", result.reps)
-        folder.json("plan/summary.json", result.summary())
-    _print_plan(result, time.perf_counter() - started, target)
+
+
+def _print_run(run: object) -> None:
+    """The quota and risk headline of a planning run."""
+    from tercap.run import PlanningRun
+
+    assert isinstance(run, PlanningRun)
+    head = run.headline()
+    table = _table("Quotas and risk", "measure", "value")
+    table.add_row("company target", f"{_money(head['target'])}")
+    table.add_row("quotas", f"{_money(head['quota_total'])} ({head['quota_total'] / head['target']:.2f}× target, "
+                            f"{head['quota_method']}; {head['flagged_quotas']} flagged)")
+    table.add_row("revenue P10 / P50 / P90", f"{_money(head['revenue_p10'])} / {_money(head['revenue_p50'])} / "
+                                             f"{_money(head['revenue_p90'])}")
+    table.add_row("P(hit target)", f"{head['p_hit_target']:.1%}")
+    table.add_row("expected attainment rate", f"{head['attainment_rate_mean']:.1%} "
+                                              f"({head['expected_reps_at_quota']:.1f} of {head['reps_with_quota']})")
+    table.add_row("reps at risk (P(attain) < 30%)", f"{head['reps_at_risk']}")
+    table.add_row("steps", ", ".join(f"{name} {seconds:.1f} s" for name, seconds in run.steps))
+    out.print(table)
 
 
 @app.command("simulate")
@@ -329,7 +391,7 @@ def _read_plan(run_dir: Path) -> _SavedPlan:
     return _SavedPlan(table)
 
 
-def _print_plan(result: object, seconds: float, target: Path) -> None:
+def _print_plan(result: object, seconds: float, target: Path | None) -> None:
     from tercap.plan import Plan
 
     assert isinstance(result, Plan)
@@ -356,7 +418,8 @@ def _print_plan(result: object, seconds: float, target: Path) -> None:
         weight = stats.weights.get(name, 0.0)
         terms.add_row(name, f"{value:,.3f}", f"{weight:g}", f"{weight * value:,.3f}")
     out.print(terms)
-    out.print(f"run folder: {target}", highlight=False)
+    if target is not None:
+        out.print(f"run folder: {target}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:

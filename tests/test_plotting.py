@@ -38,3 +38,32 @@ def test_simulation_figures_draw():
     assert len(spread.get_xticklabels()) == 10
     for ax in (fan, odds, spread):
         ax.figure.savefig(io.BytesIO(), format="png")
+
+
+def test_plan_and_quota_figures_draw():
+    import io
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import tercap
+    from tercap.quota import allocate_quotas
+    from tests.conftest import REPO
+
+    scenario = tercap.load(REPO / "scenarios" / "acme_fy27.yaml")
+    accounts = scenario.accounts
+    today = SimpleNamespace(scenario=scenario.name, assignments=pd.DataFrame({
+        "account_id": accounts["account_id"], "rep_id": accounts["current_owner"],
+        "moved": accounts["account_id"].isin(accounts["account_id"].head(40)), "potential": accounts["potential"]}))
+    result = tercap.simulate(scenario, trials=256, seed=1)
+    quotas = allocate_quotas(scenario, None, result)
+    ax = plotting.account_map(today, scenario)
+    assert len(ax.collections) == 3  # accounts, moved rings, rep homes
+    moved = plotting.account_map(today, scenario, moved_only=True)
+    assert len(moved.collections[0].get_offsets()) == 40
+    bars = plotting.potential_and_quota(quotas)
+    assert len(bars.patches) == int((quotas.table["quota"] > 0).sum())
+    rate = plotting.attainment_rate(result)
+    assert sum(p.get_height() for p in rate.patches) == 256
+    for axes in (ax, moved, bars, rate):
+        axes.figure.savefig(io.BytesIO(), format="png")

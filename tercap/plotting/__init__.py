@@ -1,6 +1,8 @@
 """Figures: one function per figure, `(result, ..., ax=None) -> Axes`. The core never imports this."""
 
 from tercap.plotting.balance import balance
-from tercap.plotting.simulation import attainment_odds, attainment_spread, revenue_fan
+from tercap.plotting.plan_figures import account_map, potential_and_quota
+from tercap.plotting.simulation import attainment_odds, attainment_rate, attainment_spread, revenue_fan
 
-__all__ = ["attainment_odds", "attainment_spread", "balance", "revenue_fan"]
+__all__ = ["account_map", "attainment_odds", "attainment_rate", "attainment_spread", "balance",
+           "potential_and_quota", "revenue_fan"]

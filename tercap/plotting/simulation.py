@@ -73,3 +73,23 @@ def attainment_spread(result: SimulationResult, ax: Axes | None = None, reps: in
     ax.set_ylabel("revenue ÷ quota, %")
     ax.set_title("Simulated attainment per rep (box: P25–P75, whiskers: P10–P90)")
     return ax
+
+
+def attainment_rate(result: SimulationResult, ax: Axes | None = None) -> Axes:
+    """Histogram over trials of the share of reps who reach quota, with its mean."""
+    import matplotlib.pyplot as plt
+
+    rate = result.attainment_rate() * 100
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.4))
+    reps = int((result.quota > 0).sum())
+    edges = np.linspace(0, 100, min(reps, 50) + 2) if reps else np.linspace(0, 100, 21)
+    ax.hist(rate[np.isfinite(rate)], bins=edges, color="#3b6ea8")
+    if np.isfinite(rate).any():
+        mean = float(np.nanmean(rate))
+        ax.axvline(mean, color="#1f3f66", linestyle="--", linewidth=1.2, label=f"mean {mean:.0f}%")
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.set_xlabel("reps at or above quota, %")
+    ax.set_ylabel("trials")
+    ax.set_title("Attainment rate across simulated periods")
+    return ax

@@ -141,8 +141,8 @@ def test_departed_owner_beyond_move_cap_is_diagnosed():
     assert any("must change owner" in line for line in plan.diagnosis), plan.diagnosis
 
 
-def test_cli_plan_writes_the_run_folder(tmp_path, capsys):
-    code = main(["plan", str(REPO / "scenarios" / "acme_fy27.yaml"), "--solver", "quick", "--out", str(tmp_path)])
+def test_cli_assign_writes_the_plan_files(tmp_path, capsys):
+    code = main(["assign", str(REPO / "scenarios" / "acme_fy27.yaml"), "--solver", "quick", "--out", str(tmp_path)])
     text = capsys.readouterr().out
     assert code == 0, text
     assert "plan" in text and "gap" in text

@@ -1,0 +1,36 @@
+"""Reports of a planning run: the run folder, report.html and plan.xlsx. At the edge: the core never
+imports this package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tercap.report.excel import write_workbook
+from tercap.report.html import render_report
+from tercap.run import PlanningRun
+from tercap.runfolder import run_folder
+
+__all__ = ["RUN_FILES", "render_report", "write_run", "write_workbook"]
+
+# What a complete run folder holds (DESIGN.md contracts), besides summary.json.
+RUN_FILES = ("plan/assignments.csv", "plan/reps.csv", "plan/summary.json", "quota/quotas.csv", "sim/reps.csv",
+             "sim/company.json", "report.html", "plan.xlsx")
+
+
+def write_run(run: PlanningRun, root: str | Path) -> Path:
+    """Write the run folder of `run` to `root` (all files appear together, or none); returns the path of
+    report.html."""
+    root = Path(root)
+    with run_folder(root) as folder:
+        folder.csv("plan/assignments.csv", run.plan.assignments)
+        folder.csv("plan/reps.csv", run.plan.reps)
+        folder.json("plan/summary.json", run.plan.summary())
+        if run.quotas is not None:
+            folder.csv("quota/quotas.csv", run.quotas.table)
+        if run.simulation is not None:
+            folder.csv("sim/reps.csv", run.simulation.reps())
+            folder.json("sim/company.json", run.simulation.company())
+        folder.json("summary.json", run.summary())
+        folder.path("report.html").write_text(render_report(run), encoding="utf-8")
+        write_workbook(run, folder.path("plan.xlsx"))
+    return root / "report.html"

@@ -1,0 +1,120 @@
+"""The annual planning run: assignment → simulation → quotas, in one call, with the headline figures.
+
+`run_plan(scenario)` assigns the accounts, simulates the pipeline under the plan, and allocates quotas
+by the scenario's method (equal_probability reads the simulation; every method's P(attain) comes from
+it). `tercap plan` writes the result as a run folder with its report (`tercap.report.write_run`).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tercap.assign import plan as make_plan
+from tercap.plan import Plan
+from tercap.profiles import SolverProfile
+from tercap.quota import Quotas, allocate_quotas
+from tercap.scenario import Scenario
+from tercap.simulate import SimulationResult, simulate
+
+AT_RISK = 0.3  # a rep whose P(attain) is below this is "at risk" in the headline
+
+
+@dataclass(frozen=True, eq=False)
+class PlanningRun:
+    """A scenario's plan, quotas and simulation, with the seconds each step took."""
+
+    scenario: Scenario
+    plan: Plan
+    quotas: Quotas | None  # None when there is no plan
+    simulation: SimulationResult | None
+    steps: tuple[tuple[str, float], ...]  # (step, seconds)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.quotas is not None and self.simulation is not None
+
+    def headline(self) -> dict[str, Any]:
+        """The figures a director reads first."""
+        kpis = self.plan.kpis
+        figures: dict[str, Any] = {
+            "scenario": self.scenario.name, "plan_status": self.plan.status.value, "gap": self.plan.stats.gap,
+            "utilisation_min": kpis.get("utilisation_min"), "utilisation_max": kpis.get("utilisation_max"),
+            "utilisation_cv": kpis.get("utilisation_cv"), "potential_share_cv": kpis.get("potential_share_cv"),
+            "accounts_moved": kpis.get("accounts_moved"), "accounts_moved_share": kpis.get("accounts_moved_share"),
+            "potential_moved_share": kpis.get("potential_moved_share"),
+            "unassigned_accounts": kpis.get("unassigned_accounts")}
+        if self.quotas is not None and self.simulation is not None:
+            company = self.simulation.company()
+            reps = self.simulation.reps()
+            figures.update({
+                "target": self.quotas.target, "quota_total": float(self.quotas.table["quota"].sum()),
+                "quota_method": self.quotas.method, "p_hit_target": company["p_hit_target"],
+                "attainment_rate_mean": company["attainment_rate_mean"],
+                "expected_reps_at_quota": company["expected_reps_at_quota"],
+                "reps_with_quota": company["reps_with_quota"],
+                "reps_at_risk": int((reps["p_attain"] < AT_RISK).sum()),
+                "revenue_p10": company["revenue_p10"], "revenue_p50": company["revenue_p50"],
+                "revenue_p90": company["revenue_p90"], "trials": company["trials"],
+                "flagged_quotas": int((self.quotas.table["flag"] != "").sum())})
+        return figures
+
+    def summary(self) -> dict[str, Any]:
+        """What the run folder's summary.json holds."""
+        return {"headline": self.headline(), "steps": [{"step": s, "seconds": round(t, 3)} for s, t in self.steps],
+                "notes": list(self.notes),
+                "quotas": self.quotas.summary() if self.quotas is not None else None}
+
+    def __repr__(self) -> str:
+        figures = self.headline()
+        hit = figures.get("p_hit_target")
+        return (f"<PlanningRun {self.scenario.name!r}: plan {figures['plan_status']}"
+                + (f", P(hit target) {hit:.0%}" if hit is not None else "") + ">")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(_shown(v))}</td></tr>"
+                       for k, v in self.headline().items())
+        return f"<div><h4>Planning run: {html.escape(self.scenario.name)}</h4><table>{rows}</table></div>"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.1%}" if abs(value) <= 1 else f"{value:,.0f}"
+    return str(value)
+
+
+def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, trials: int | None = None,
+             seed: int | None = None, workers: int = 1,
+             progress: Callable[[str], None] | None = None) -> PlanningRun:
+    """Assign, simulate and allocate quotas for `scenario`; `progress(message)` hears each step.
+
+    Without a plan (an infeasible scenario) the run stops after the assignment: `complete` is False and
+    `plan.diagnosis` says why."""
+    say = progress or (lambda _message: None)
+    steps: list[tuple[str, float]] = []
+    notes: list[str] = []
+    if scenario.settings.territory is not None:
+        notes.append("the scenario has a territory: section, but territory design is not built yet: accounts "
+                     "were assigned to reps directly")
+    began = time.perf_counter()
+    plan = make_plan(scenario, solver, progress=lambda message: say(f"assignment: {message}"))
+    steps.append(("assignment", time.perf_counter() - began))
+    if not plan.status.has_plan or plan.violations:
+        return PlanningRun(scenario, plan, None, None, tuple(steps), tuple(notes))
+
+    began = time.perf_counter()
+    say("simulation: drawing the pipeline's trials")
+    simulation = simulate(scenario, plan, trials=trials, seed=seed, workers=workers)
+    steps.append(("simulation", time.perf_counter() - began))
+
+    began = time.perf_counter()
+    say(f"quotas: {scenario.settings.quota.method}")
+    quotas = allocate_quotas(scenario, plan, simulation)
+    steps.append(("quotas", time.perf_counter() - began))
+    return PlanningRun(scenario, plan, quotas, simulation, tuple(steps), tuple(notes))
