@@ -624,6 +624,8 @@ GEO_UNITS = TableSpec(
           minimum=-180, maximum=180),
         C("area", K.FLOAT, "Area.", "km²", minimum=0),
         C("region", K.TEXT, "Region the unit belongs to."),
+        C("locked", K.BOOL, "Territory design keeps the unit with the rep who owns most of its workload today.",
+          default="false"),
     ))
 
 ADJACENCY = TableSpec(

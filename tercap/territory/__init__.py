@@ -1,0 +1,299 @@
+"""Territory design: geo units → contiguous, balanced, compact territories → reps.
+
+`design_territories(scenario)` carves the units into one territory per rep (or `territory.count`),
+`rebalance_territories(scenario)` starts from today's territories (each unit with the rep who owns
+most of its workload) and moves as few units as it can. Both are checked independently
+(`check.check_territories`): every territory contiguous, balance within tolerance, pinned units held.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from tercap.errors import TercapError
+from tercap.scenario import Scenario
+from tercap.scenario.schema import Territory
+from tercap.territory.carve import CarveSettings, Carving, carve
+from tercap.territory.check import check_territories
+from tercap.territory.units import UnitGraph, unit_graph
+
+__all__ = ["TerritoryPlan", "design_territories", "rebalance_territories", "unit_graph"]
+
+
+@dataclass(frozen=True, eq=False)
+class TerritoryPlan:
+    """Units → territories → reps, with per-territory figures and the independent check's findings."""
+
+    scenario: str
+    units: pd.DataFrame  # unit_id, territory_id, rep_id, moved
+    territories: pd.DataFrame  # territory_id, rep_id, units, workload, potential, accounts, compactness, contiguous
+    tolerances: dict[str, float]
+    seconds: float
+    violations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    trade_off: pd.DataFrame | None = field(default=None)  # rebalancing: units moved → worst deviation
+
+    @property
+    def balanced(self) -> bool:
+        return not self.violations
+
+    def worst_deviation(self, measure: str = "workload") -> float:
+        load = self.territories[measure]
+        return float(np.max(np.abs(load / load.mean() - 1.0))) if load.mean() > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "territories": len(self.territories), "units": len(self.units),
+                "units_moved": int(self.units["moved"].sum()), "seconds": round(self.seconds, 3),
+                "tolerances": self.tolerances,
+                "worst_deviation": {m: self.worst_deviation(m) for m in ("workload", "potential", "accounts")},
+                "all_contiguous": bool(self.territories["contiguous"].all()),
+                "violations": list(self.violations), "notes": list(self.notes)}
+
+    def __repr__(self) -> str:
+        return (f"<TerritoryPlan {self.scenario!r}: {len(self.territories)} territories of {len(self.units):,} units, "
+                f"worst workload deviation {self.worst_deviation():.2%}"
+                + ("" if self.balanced else f", {len(self.violations)} violation(s)") + ">")
+
+    def _repr_html_(self) -> str:
+        return (f"<div><b>{len(self.territories)} territories</b> of {len(self.units):,} units; worst workload "
+                f"deviation {self.worst_deviation():.2%}"
+                + self.territories.to_html(index=False, escape=True, float_format=lambda v: f"{v:,.2f}") + "</div>")
+
+
+def _settings(scenario: Scenario) -> Territory:
+    return scenario.settings.territory or Territory()
+
+
+def _reps(scenario: Scenario) -> pd.DataFrame:
+    reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
+    return reps[reps["capacity_hours"].fillna(0) > 0].reset_index(drop=True)
+
+
+def _nearest_unit(graph: UnitGraph, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    lat0 = np.radians(float(np.mean(graph.lat)))
+    xy = np.column_stack([np.radians(lon) * np.cos(lat0), np.radians(lat)]) * 6371.0
+    return np.argmin(((xy[:, None, :] - graph.xy[None, :, :]) ** 2).sum(axis=2), axis=1)
+
+
+def _current_rep_of_units(scenario: Scenario, graph: UnitGraph) -> np.ndarray:
+    """Per unit, the rep who owns most of its workload today ('' where nobody does)."""
+    accounts = scenario.accounts
+    table = accounts.dropna(subset=["current_owner", "geo_unit"])
+    if table.empty:
+        return np.full(graph.size, "", dtype=object)
+    load = table.groupby(["geo_unit", "current_owner"])["workload_hours"].sum().reset_index()
+    top = load.sort_values(["geo_unit", "workload_hours", "current_owner"], ascending=[True, False, True])
+    owner = top.drop_duplicates("geo_unit").set_index("geo_unit")["current_owner"]
+    return pd.Series(graph.unit_ids).map(owner).fillna("").to_numpy(dtype=object)
+
+
+def _pinned(scenario: Scenario, graph: UnitGraph, rep_ids: list[str], keep_home: bool
+            ) -> tuple[dict[int, int], dict[int, int], list[str]]:
+    """Home units (fixed) and units holding locked accounts (locked), as unit → territory (rep order)."""
+    notes: list[str] = []
+    reps = _reps(scenario).set_index("rep_id").loc[rep_ids]
+    fixed: dict[int, int] = {}
+    if keep_home:
+        homes = _nearest_unit(graph, reps["lat"].to_numpy(dtype=float), reps["lon"].to_numpy(dtype=float))
+        for territory, unit in enumerate(homes.tolist()):
+            if unit in fixed:
+                notes.append(f"{rep_ids[territory]} shares home unit {graph.unit_ids[unit]} with "
+                             f"{rep_ids[fixed[unit]]}: only the first keeps it")
+                continue
+            fixed[unit] = territory
+    locked: dict[int, int] = {}
+    units = scenario.geo_units
+    if units is not None and "locked" in units:
+        owner = _current_rep_of_units(scenario, graph)
+        rep_position = {rep: i for i, rep in enumerate(rep_ids)}
+        for unit in np.flatnonzero(units["locked"].fillna(False).astype(bool).to_numpy()).tolist():
+            if owner[unit] not in rep_position:
+                raise TercapError(f"geo unit {graph.unit_ids[unit]} is locked but no rep owns accounts there today")
+            territory = rep_position[owner[unit]]
+            if fixed.get(unit, territory) != territory:
+                raise TercapError(f"geo unit {graph.unit_ids[unit]} is locked to {owner[unit]} and is the home of "
+                                  f"{rep_ids[fixed[unit]]}")
+            locked[unit] = territory
+    return fixed, locked, notes
+
+
+def design_territories(scenario: Scenario, count: int | None = None, *, time_limit: float = 60.0,
+                       seed: int = 0, starts: int = 4) -> TerritoryPlan:
+    """Carve the scenario's geo units into territories and place a rep in each.
+
+    One territory per rep (territory_id = rep_id) unless `count` (or `territory.count`) says otherwise;
+    then territories are T001, T002, … and reps are matched to them (home distance, continuity) when the
+    counts agree."""
+    began = time.perf_counter()
+    settings = _settings(scenario)
+    graph = unit_graph(scenario)
+    rep_ids = _reps(scenario)["rep_id"].tolist()
+    count = count or settings.count or len(rep_ids)
+    per_rep = count == len(rep_ids)
+    fixed, locked, notes = _pinned(scenario, graph, rep_ids, settings.keep_home_units) if per_rep else ({}, {}, [])
+    if graph.derived:
+        notes.append("no adjacency table: units are adjacent along the Delaunay triangulation of their centroids")
+    carve_settings = CarveSettings(count=count, tolerances=dict(settings.balance), compactness=settings.compactness,
+                                   starts=starts, time_limit=time_limit, seed=seed)
+    try:
+        carving = carve(graph, carve_settings, fixed, locked)
+    except ValueError as exc:
+        raise TercapError(f"territory design: {exc}") from exc
+    if per_rep:
+        names = rep_ids
+        reps_of = _match_reps(scenario, graph, carving.territory, rep_ids) if not fixed else list(rep_ids)
+    else:
+        names = [f"T{t + 1:03d}" for t in range(count)]
+        reps_of = [""] * count
+    return _plan(scenario, graph, carving.territory, names, reps_of, {**locked, **fixed}, settings, began, notes)
+
+
+def _match_reps(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str]) -> list[str]:
+    """Rep per territory by a linear assignment: distance from home to the territory's workload centre,
+    less a credit for the workload the rep already owns there."""
+    reps = _reps(scenario).set_index("rep_id").loc[rep_ids]
+    count = len(rep_ids)
+    weight = graph.measures["workload"] + 1e-9
+    centre = np.zeros((count, 2))
+    np.add.at(centre, territory, weight[:, None] * graph.xy)
+    centre /= np.maximum(np.bincount(territory, weight, minlength=count), 1e-12)[:, None]
+    lat0 = np.radians(float(np.mean(graph.lat)))
+    home = np.column_stack([np.radians(reps["lon"].to_numpy(dtype=float)) * np.cos(lat0),
+                            np.radians(reps["lat"].to_numpy(dtype=float))]) * 6371.0
+    distance = np.linalg.norm(home[:, None, :] - centre[None, :, :], axis=2)
+    owner = _current_rep_of_units(scenario, graph)
+    kept = np.zeros((count, count))
+    for r, rep in enumerate(rep_ids):
+        np.add.at(kept[r], territory[owner == rep], weight[owner == rep])
+    kept /= max(float(weight.sum()) / count, 1e-12)
+    cost = distance / max(float(np.median(distance)), 1e-9) - kept
+    rows, columns = linear_sum_assignment(cost)
+    result = [""] * count
+    for r, t in zip(rows.tolist(), columns.tolist(), strict=True):
+        result[t] = rep_ids[r]
+    return result
+
+
+def rebalance_territories(scenario: Scenario, *, time_limit: float = 60.0) -> TerritoryPlan:
+    """Today's territories (each unit with the rep owning most of its workload), brought within tolerance
+    by moving as few units as possible: one unit at a time, each time the boundary move that lowers the
+    balance excess most while every territory stays connected. `trade_off` lists units moved against
+    the worst deviation reached."""
+    from tercap.territory.carve import _Search
+
+    began = time.perf_counter()
+    settings = _settings(scenario)
+    graph = unit_graph(scenario)
+    rep_ids = _reps(scenario)["rep_id"].tolist()
+    owner = _current_rep_of_units(scenario, graph)
+    position = {rep: i for i, rep in enumerate(rep_ids)}
+    territory = np.array([position.get(rep, -1) for rep in owner], dtype=np.int64)
+    if (territory < 0).any():  # units nobody owns today: the nearest owned neighbour's territory
+        territory = _fill_unowned(graph, territory)
+    fixed, locked, notes = _pinned(scenario, graph, rep_ids, settings.keep_home_units)
+    pinned = {**locked, **fixed}
+    for unit, t in pinned.items():
+        territory[unit] = t
+    search = _Search(graph, CarveSettings(count=len(rep_ids), tolerances=dict(settings.balance),
+                                          compactness=settings.compactness), territory, set(pinned))
+    first = next(iter(settings.balance))
+    curve = [(0, _worst(search))]
+    deadline = began + time_limit
+    moved_units: set[int] = set()
+    while search.excess() > 1e-12 and time.perf_counter() < deadline:
+        step = _best_balancing_move(search, moved_units)
+        if step is None:
+            notes.append("no single boundary move lowers the imbalance further: tolerance not reached by moves "
+                         "that keep every territory connected")
+            break
+        unit, donor, taker = step
+        search._move(unit, donor, taker)
+        moved_units.add(unit)
+        curve.append((len(moved_units), _worst(search)))
+    trade_off = pd.DataFrame(curve, columns=["units_moved", f"worst_{first}_deviation"])
+    plan = _plan(scenario, graph, search.territory, rep_ids, rep_ids, pinned, settings, began, notes)
+    return TerritoryPlan(plan.scenario, plan.units, plan.territories, plan.tolerances, plan.seconds,
+                         plan.violations, plan.notes, trade_off)
+
+
+def _worst(search: Any) -> float:
+    """The largest |load ÷ mean − 1| of the first balance measure."""
+    load = search.load[:, 0]
+    return float(np.max(np.abs(load / search.mean[0] - 1.0)))
+
+
+def _best_balancing_move(search: Any, moved: set[int]) -> tuple[int, int, int] | None:
+    """The connected boundary move that lowers the balance excess most (ties: the better compactness)."""
+    edges = search.g.edges
+    territory = search.territory
+    cut = territory[edges[:, 0]] != territory[edges[:, 1]]
+    candidates = []
+    for a, b in edges[cut].tolist():
+        for unit, taker in ((a, int(territory[b])), (b, int(territory[a]))):
+            if unit in search.pinned:
+                continue
+            donor = int(territory[unit])
+            if search.size[donor] <= 1:
+                continue
+            excess, compact = search._delta(unit, donor, taker)
+            if excess < -1e-12:
+                candidates.append((excess, compact, unit, donor, taker))
+    for _excess, _compact, unit, donor, taker in sorted(candidates):
+        if search._stays_connected(unit, donor):
+            return unit, donor, taker
+    return None
+
+
+def _fill_unowned(graph: UnitGraph, territory: np.ndarray) -> np.ndarray:
+    territory = territory.copy()
+    lists = graph.adjacency_lists
+    changed = True
+    while changed and (territory < 0).any():
+        changed = False
+        for unit in np.flatnonzero(territory < 0).tolist():
+            owned = [int(territory[v]) for v in lists[unit] if territory[v] >= 0]
+            if owned:
+                territory[unit] = min(owned)
+                changed = True
+    if (territory < 0).any():
+        raise TercapError("some geo units are in a part of the unit graph where nobody owns an account today: "
+                          "carve from scratch (design_territories) instead")
+    return territory
+
+
+def _plan(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, names: list[str], reps_of: list[str],
+          pinned: dict[int, int], settings: Territory, began: float, notes: list[str]) -> TerritoryPlan:
+    owner = _current_rep_of_units(scenario, graph)
+    rep_of_unit = np.array(reps_of, dtype=object)[territory]
+    units = pd.DataFrame({"unit_id": graph.unit_ids, "territory_id": np.array(names, dtype=object)[territory],
+                          "rep_id": rep_of_unit, "moved": (owner != "") & (owner != rep_of_unit)})
+    count = len(names)
+    measures = {m: np.bincount(territory, graph.measures[m], minlength=count) for m in ("workload", "potential",
+                                                                                        "accounts")}
+    weight = graph.measures["workload"] + 1e-9
+    compactness = np.zeros(count)
+    for t in range(count):
+        members = territory == t
+        centre = (weight[members, None] * graph.xy[members]).sum(axis=0) / weight[members].sum()
+        compactness[t] = float(np.sqrt((weight[members] * ((graph.xy[members] - centre) ** 2).sum(axis=1)).sum()
+                                       / weight[members].sum()))  # workload-weighted radius, km
+    edges = pd.DataFrame({"unit_a": graph.unit_ids[graph.edges[:, 0]], "unit_b": graph.unit_ids[graph.edges[:, 1]]})
+    pinned_named = {str(graph.unit_ids[u]): names[t] for u, t in pinned.items()}
+    violations = check_territories(units, scenario.accounts, edges, dict(settings.balance), pinned_named)
+    broken = {line.split(" ")[1].rstrip(":") for line in violations if "not contiguous" in line}
+    territories = pd.DataFrame({
+        "territory_id": names, "rep_id": reps_of, "units": np.bincount(territory, minlength=count),
+        "workload": measures["workload"], "potential": measures["potential"],
+        "accounts": measures["accounts"].astype(int), "compactness": compactness,
+        "contiguous": [name not in broken for name in names]})
+    return TerritoryPlan(scenario.name, units, territories, dict(settings.balance), time.perf_counter() - began,
+                         tuple(violations), tuple(notes))
+
+
+__all__ += ["Carving", "UnitGraph"]

@@ -1,0 +1,92 @@
+"""Territory carving on graphs whose answers are known: contiguity checked independently, balance,
+pinned units, components, derived adjacency."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from tercap.territory.carve import CarveSettings, carve, territories_per_component
+from tercap.territory.check import check_territories
+from tercap.territory.units import UnitGraph, derived_adjacency
+
+
+def grid_graph(rows: int, columns: int, seed: int = 1, drop: tuple[tuple[int, int], ...] = ()) -> UnitGraph:
+    """A rows × columns grid of units 0.05° apart with gamma-distributed workloads."""
+    n = rows * columns
+    i, j = np.divmod(np.arange(n), columns)
+    workload = np.random.default_rng(seed).gamma(2.0, 50.0, n)
+    edges = [(a, a + 1) for a in range(n) if (a % columns) + 1 < columns]
+    edges += [(a, a + columns) for a in range(n) if a + columns < n]
+    edges = [e for e in edges if e not in drop]
+    return UnitGraph(np.array([f"U{a:04d}" for a in range(n)], dtype=object), 30 + i * 0.05, -100 + j * 0.05,
+                     {"workload": workload, "potential": workload * 100, "accounts": np.ones(n)},
+                     np.array(edges), np.ones(len(edges)), derived=False)
+
+
+def frames(graph: UnitGraph, territory: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the independent checker reads: units, one account per unit, and the edges."""
+    units = pd.DataFrame({"unit_id": graph.unit_ids, "territory_id": territory})
+    accounts = pd.DataFrame({"geo_unit": graph.unit_ids, "workload_hours": graph.measures["workload"],
+                             "potential": graph.measures["potential"]})
+    edges = pd.DataFrame({"unit_a": graph.unit_ids[graph.edges[:, 0]], "unit_b": graph.unit_ids[graph.edges[:, 1]]})
+    return units, accounts, edges
+
+
+@pytest.mark.parametrize(("count", "tolerance"), [(10, 0.02), (40, 0.02), (100, 0.05)])
+def test_a_grid_is_carved_into_contiguous_balanced_territories(count, tolerance):
+    graph = grid_graph(40, 40)
+    carving = carve(graph, CarveSettings(count=count, tolerances={"workload": tolerance}, starts=2))
+    assert carving.excess == 0
+    assert np.bincount(carving.territory, minlength=count).min() > 0
+    assert check_territories(*frames(graph, carving.territory), {"workload": tolerance}) == []
+
+
+def test_the_checker_finds_broken_contiguity_and_balance():
+    graph = grid_graph(4, 4)
+    territory = np.array([0, 1, 0, 1] * 4)  # columns alternate: neither territory is connected
+    problems = check_territories(*frames(graph, territory), {"workload": 0.0})
+    assert sum("not contiguous" in p for p in problems) == 2
+    lopsided = np.r_[np.zeros(15, dtype=int), 1]
+    problems = check_territories(*frames(graph, lopsided), {"workload": 0.1})
+    assert any("from the mean" in p for p in problems) and not any("contiguous" in p for p in problems)
+
+
+def test_pinned_units_stay_and_the_result_is_deterministic():
+    graph = grid_graph(20, 20, seed=4)
+    pinned = {0: 0, 399: 1, 210: 2, 19: 3}
+    settings = CarveSettings(count=4, tolerances={"workload": 0.03}, starts=2, seed=7)
+    carving = carve(graph, settings, fixed=pinned)
+    assert all(carving.territory[unit] == t for unit, t in pinned.items())
+    named = {str(graph.unit_ids[u]): t for u, t in pinned.items()}
+    assert check_territories(*frames(graph, carving.territory), {"workload": 0.03}, named) == []
+    assert np.array_equal(carve(graph, settings, fixed=pinned).territory, carving.territory)
+
+
+def test_territories_never_span_disconnected_parts():
+    """Cutting the grid's middle column of edges leaves two islands: each gets its share of territories
+    and no territory crosses."""
+    rows, columns = 10, 10
+    drop = tuple((a, a + 1) for a in range(rows * columns) if a % columns == 4)
+    graph = grid_graph(rows, columns, drop=drop)
+    assert graph.component.max() == 1
+    share = territories_per_component(graph, 6, graph.measures["workload"])
+    assert share.sum() == 6 and share.min() >= 1
+    carving = carve(graph, CarveSettings(count=6, tolerances={"workload": 0.25}))
+    for t in range(6):
+        assert len(set(graph.component[carving.territory == t])) == 1
+    with pytest.raises(ValueError, match="cannot cover 2 disconnected parts"):
+        carve(graph, CarveSettings(count=1, tolerances={"workload": 0.1}))
+
+
+def test_derived_adjacency_of_a_grid_links_neighbours_and_drops_long_edges():
+    i, j = np.divmod(np.arange(36), 6)
+    lat, lon = np.r_[30 + i * 0.1, 45.0], np.r_[-100 + j * 0.1, -80.0]  # a far unit off the grid
+    edges = derived_adjacency(lat, lon)
+    graph = nx.Graph()
+    graph.add_edges_from(edges.tolist())
+    assert all(graph.has_edge(a, a + 1) for a in range(36) if a % 6 < 5)
+    assert all(graph.has_edge(a, a + 6) for a in range(30))
+    assert 36 not in graph  # its edges were far longer than its neighbours' typical ones
