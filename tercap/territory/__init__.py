@@ -145,6 +145,7 @@ def design_territories(scenario: Scenario, count: int | None = None, *, time_lim
         carving = carve(graph, carve_settings, fixed, locked)
     except ValueError as exc:
         raise TercapError(f"territory design: {exc}") from exc
+    notes += _component_diagnosis(graph, count, dict(settings.balance))
     if per_rep:
         names = rep_ids
         reps_of = _match_reps(scenario, graph, carving.territory, rep_ids) if not fixed else list(rep_ids)
@@ -152,6 +153,28 @@ def design_territories(scenario: Scenario, count: int | None = None, *, time_lim
         names = [f"T{t + 1:03d}" for t in range(count)]
         reps_of = [""] * count
     return _plan(scenario, graph, carving.territory, names, reps_of, {**locked, **fixed}, settings, began, notes)
+
+
+def _component_diagnosis(graph: UnitGraph, count: int, tolerances: dict[str, float]) -> list[str]:
+    """Parts of the unit graph whose whole territories cannot be within tolerance, in words: a part with
+    k territories holds its own total, so its territories average total ÷ k whatever the carving."""
+    from tercap.territory.carve import territories_per_component
+
+    first = next(iter(tolerances))
+    measure = graph.measures[first]
+    share = territories_per_component(graph, count, measure)
+    mean = float(measure.sum()) / count
+    lines = []
+    for component, k in enumerate(share.tolist()):
+        units = np.flatnonzero(graph.component == component)
+        average = float(measure[units].sum()) / k
+        off = average / mean - 1.0 if mean > 0 else 0.0
+        if abs(off) > tolerances[first] + 1e-12:
+            lines.append(f"{len(units):,} unit(s) from {graph.unit_ids[units[0]]} are not connected to the rest: "
+                         f"their {k} territor{'y' if k == 1 else 'ies'} average {off:+.2%} {first} against the mean, "
+                         f"beyond ±{tolerances[first]:.2%}; declare an adjacency link (e.g. a bridge or ferry) or "
+                         "widen the tolerance")
+    return lines
 
 
 def _match_reps(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str]) -> list[str]:

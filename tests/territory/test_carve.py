@@ -90,3 +90,17 @@ def test_derived_adjacency_of_a_grid_links_neighbours_and_drops_long_edges():
     assert all(graph.has_edge(a, a + 1) for a in range(36) if a % 6 < 5)
     assert all(graph.has_edge(a, a + 6) for a in range(30))
     assert 36 not in graph  # its edges were far longer than its neighbours' typical ones
+
+
+def test_an_island_whose_territories_cannot_balance_is_diagnosed():
+    """Two islands of 50 units with equal workload per unit, 3 territories: one island gets 2, the other 1,
+    so its single territory carries 1.5 × the mean, whatever the carving."""
+    from tercap.territory import _component_diagnosis
+
+    rows, columns = 10, 10
+    drop = tuple((a, a + 1) for a in range(rows * columns) if a % columns == 4)
+    graph = grid_graph(rows, columns, drop=drop)
+    graph.measures["workload"][:] = 1.0
+    lines = _component_diagnosis(graph, 3, {"workload": 0.05})
+    assert len(lines) == 2 and "not connected to the rest" in lines[0] and "declare an adjacency link" in lines[0]
+    assert _component_diagnosis(graph, 4, {"workload": 0.05}) == []
