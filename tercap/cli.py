@@ -184,6 +184,55 @@ def plan_command(
               highlight=False)
 
 
+@app.command("territories")
+def territories_command(
+    path: ScenarioPath,
+    out_dir: OutOption = None,
+    count: Annotated[int | None, typer.Option("--count", min=1, help="Territories (default: territory.count, "
+                                                                      "else one per rep).")] = None,
+    rebalance: Annotated[bool, typer.Option("--rebalance", help="Start from today's territories and move as "
+                                                                "few units as possible.")] = False,
+    time_limit: Annotated[float, typer.Option("--time-limit", min=1.0, help="Seconds.")] = 60.0,
+) -> None:
+    """Carve the geo units into contiguous, balanced, compact territories (or rebalance today's) and write
+    territory/units.csv, territories.csv and map.png."""
+    from matplotlib.figure import Figure
+
+    from tercap.plotting import territory_map
+    from tercap.runfolder import run_folder
+    from tercap.territory import design_territories, rebalance_territories
+
+    scenario = tercap.load(path)
+    started = time.perf_counter()
+    with err.status("carving territories …"):
+        plan = rebalance_territories(scenario, time_limit=time_limit) if rebalance else \
+            design_territories(scenario, count, time_limit=time_limit)
+    target = out_dir or Path("runs") / scenario.name
+    with run_folder(target) as folder:
+        folder.csv("territory/units.csv", plan.units)
+        folder.csv("territory/territories.csv", plan.territories)
+        folder.json("territory/summary.json", plan.summary())
+        if plan.trade_off is not None:
+            folder.csv("territory/trade_off.csv", plan.trade_off)
+        figure = Figure(figsize=(11.0, 7.0), layout="constrained")
+        territory_map(plan, scenario, ax=figure.add_subplot())
+        figure.savefig(folder.path("territory/map.png"), dpi=110)
+    summary = plan.summary()
+    table = _table(f"Territories in {time.perf_counter() - started:.1f} s", "measure", "value")
+    table.add_row("territories", f"{summary['territories']:,} of {summary['units']:,} units")
+    for measure, value in summary["worst_deviation"].items():
+        limit = plan.tolerances.get(measure)
+        table.add_row(f"worst {measure} deviation", f"{value:.2%}" + (f" (tolerance ±{limit:.2%})" if limit else ""))
+    table.add_row("all contiguous", "yes" if summary["all_contiguous"] else "no")
+    table.add_row("units moved from today", f"{summary['units_moved']:,}")
+    out.print(table)
+    for line in plan.violations:
+        err.print(f"[yellow]•[/] {line}", highlight=False)
+    for note in plan.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(f"run folder: {target}/territory", highlight=False)
+
+
 @app.command("assign")
 def assign_command(path: ScenarioPath, solver: SolverOption = None, out_dir: OutOption = None) -> None:
     """Assign accounts to reps only and write plan/assignments.csv, reps.csv, summary.json."""

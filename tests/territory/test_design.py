@@ -1,0 +1,87 @@
+"""Territory design on a scenario: a 12 × 12 grid of units with one account each, four reps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tercap
+from tercap.cli import main
+from tercap.territory import design_territories, rebalance_territories
+
+SIDE = 12
+YAML = """\
+name: grid
+period: {{start: 2027-01-01, months: 12}}
+tables: {{reps: reps.csv, accounts: accounts.csv, geo_units: geo_units.csv, adjacency: adjacency.csv}}
+quota: {{company_target: 1000000}}
+territory: {{balance: {{workload: {tolerance}}}, keep_home_units: true}}
+"""
+
+
+def write_grid(folder: Path, tolerance: float = 0.03, seed: int = 2) -> Path:
+    """Units 0.1° apart; workloads 20–60 h; today the west half (columns 0–4, not 0–5) is R1's and R2's,
+    the east R3's and R4's: R3 and R4 carry too much."""
+    rng = np.random.default_rng(seed)
+    units, accounts, edges = [], [], []
+    for i in range(SIDE):
+        for j in range(SIDE):
+            unit = f"U{i:02d}{j:02d}"
+            units.append((unit, 40 + 0.1 * i, -90 + 0.1 * j))
+            owner = ("R1" if i < SIDE // 2 else "R2") if j < 5 else ("R3" if i < SIDE // 2 else "R4")
+            accounts.append((f"A{i:02d}{j:02d}", unit, "smb", 10000, round(float(rng.uniform(20, 60)), 1), owner))
+            if j + 1 < SIDE:
+                edges.append((unit, f"U{i:02d}{j + 1:02d}"))
+            if i + 1 < SIDE:
+                edges.append((unit, f"U{i + 1:02d}{j:02d}"))
+    pd.DataFrame(units, columns=["unit_id", "lat", "lon"]).to_csv(folder / "geo_units.csv", index=False)
+    pd.DataFrame(edges, columns=["unit_a", "unit_b"]).to_csv(folder / "adjacency.csv", index=False)
+    pd.DataFrame(accounts, columns=["account_id", "geo_unit", "segment", "potential", "workload_hours",
+                                    "current_owner"]).to_csv(folder / "accounts.csv", index=False)
+    homes = [("R1", 40.2, -89.8), ("R2", 40.9, -89.8), ("R3", 40.2, -89.0), ("R4", 40.9, -89.0)]
+    pd.DataFrame([(r, lat, lon, "smb") for r, lat, lon in homes],
+                 columns=["rep_id", "lat", "lon", "segment"]).to_csv(folder / "reps.csv", index=False)
+    (folder / "scenario.yaml").write_text(YAML.format(tolerance=tolerance), encoding="utf-8")
+    return folder / "scenario.yaml"
+
+
+@pytest.fixture()
+def grid(tmp_path: Path) -> tercap.Scenario:
+    return tercap.load(write_grid(tmp_path))
+
+
+def test_design_gives_each_rep_a_contiguous_balanced_territory_around_home(grid):
+    plan = design_territories(grid, time_limit=20)
+    assert plan.violations == () and plan.balanced
+    assert plan.territories["contiguous"].all() and plan.worst_deviation() <= 0.03 + 1e-9
+    assert list(plan.territories["territory_id"]) == ["R1", "R2", "R3", "R4"]
+    units = plan.units.set_index("unit_id")
+    assert units.loc["U0202", "territory_id"] == "R1" and units.loc["U0902", "territory_id"] == "R2"  # homes
+    assert plan.territories["units"].sum() == SIDE * SIDE
+
+
+def test_rebalancing_moves_no_more_than_carving_from_scratch(grid):
+    rebalanced = rebalance_territories(grid, time_limit=20)
+    scratch = design_territories(grid, time_limit=20)
+    assert rebalanced.balanced and rebalanced.territories["contiguous"].all()
+    assert 0 < rebalanced.units["moved"].sum() <= scratch.units["moved"].sum()
+    curve = rebalanced.trade_off
+    assert curve["units_moved"].iloc[0] == 0 and curve["units_moved"].iloc[-1] == rebalanced.units["moved"].sum()
+    assert curve.iloc[-1, 1] <= 0.03 + 1e-9 < curve.iloc[0, 1]  # the imbalance of today, and the end
+
+
+def test_cli_territories_writes_the_tables_and_the_map(tmp_path: Path, capsys):
+    path = write_grid(tmp_path)
+    code = main(["territories", str(path), "--out", str(tmp_path / "run"), "--time-limit", "20"])
+    assert code == 0, capsys.readouterr().err
+    folder = tmp_path / "run" / "territory"
+    units = pd.read_csv(folder / "units.csv")
+    assert list(units.columns) == ["unit_id", "territory_id", "rep_id", "moved"]
+    territories = pd.read_csv(folder / "territories.csv")
+    assert list(territories.columns) == ["territory_id", "rep_id", "units", "workload", "potential", "accounts",
+                                         "compactness", "contiguous"]
+    assert (folder / "map.png").stat().st_size > 10_000
+    assert "all contiguous" in capsys.readouterr().out
