@@ -8,6 +8,7 @@ most of its workload) and moves as few units as it can. Both are checked indepen
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from tercap.scenario import Scenario
 from tercap.scenario.schema import Territory
 from tercap.territory.carve import CarveSettings, Carving, carve
 from tercap.territory.check import check_territories
+from tercap.territory.exact import EXACT_MAX_UNITS, exact_carving
 from tercap.territory.units import UnitGraph, unit_graph
 
 __all__ = ["TerritoryPlan", "design_territories", "rebalance_territories", "unit_graph"]
@@ -38,6 +40,9 @@ class TerritoryPlan:
     violations: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     trade_off: pd.DataFrame | None = field(default=None)  # rebalancing: units moved → worst deviation
+    method: str = "heuristic"  # or "exact" (the MIP of tercap.territory.exact)
+    objective: float | None = None  # exact: the model's objective, its bound and their gap
+    bound: float | None = None
 
     @property
     def balanced(self) -> bool:
@@ -48,7 +53,8 @@ class TerritoryPlan:
         return float(np.max(np.abs(load / load.mean() - 1.0))) if load.mean() > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "territories": len(self.territories), "units": len(self.units),
+        return {"scenario": self.scenario, "method": self.method, "objective": self.objective, "bound": self.bound,
+                "territories": len(self.territories), "units": len(self.units),
                 "units_moved": int(self.units["moved"].sum()), "seconds": round(self.seconds, 3),
                 "tolerances": self.tolerances,
                 "worst_deviation": {m: self.worst_deviation(m) for m in ("workload", "potential", "accounts")},
@@ -124,12 +130,13 @@ def _pinned(scenario: Scenario, graph: UnitGraph, rep_ids: list[str], keep_home:
 
 
 def design_territories(scenario: Scenario, count: int | None = None, *, time_limit: float = 60.0,
-                       seed: int = 0, starts: int = 4) -> TerritoryPlan:
+                       seed: int = 0, starts: int = 4, method: str = "auto") -> TerritoryPlan:
     """Carve the scenario's geo units into territories and place a rep in each.
 
     One territory per rep (territory_id = rep_id) unless `count` (or `territory.count`) says otherwise;
     then territories are T001, T002, … and reps are matched to them (home distance, continuity) when the
-    counts agree."""
+    counts agree. `method`: "exact" (the MIP, around the reps' home units when they are kept),
+    "heuristic", or "auto": exact up to EXACT_MAX_UNITS units without locked units, else heuristic."""
     began = time.perf_counter()
     settings = _settings(scenario)
     graph = unit_graph(scenario)
@@ -139,13 +146,15 @@ def design_territories(scenario: Scenario, count: int | None = None, *, time_lim
     fixed, locked, notes = _pinned(scenario, graph, rep_ids, settings.keep_home_units) if per_rep else ({}, {}, [])
     if graph.derived:
         notes.append("no adjacency table: units are adjacent along the Delaunay triangulation of their centroids")
+    notes += _component_diagnosis(graph, count, dict(settings.balance))
+    if method == "exact" or (method == "auto" and graph.size <= EXACT_MAX_UNITS and not locked):
+        return _exact_plan(scenario, graph, count, rep_ids, fixed, settings, began, notes, time_limit, per_rep)
     carve_settings = CarveSettings(count=count, tolerances=dict(settings.balance), compactness=settings.compactness,
                                    starts=starts, time_limit=time_limit, seed=seed)
     try:
         carving = carve(graph, carve_settings, fixed, locked)
     except ValueError as exc:
         raise TercapError(f"territory design: {exc}") from exc
-    notes += _component_diagnosis(graph, count, dict(settings.balance))
     if per_rep:
         names = rep_ids
         reps_of = _match_reps(scenario, graph, carving.territory, rep_ids) if not fixed else list(rep_ids)
@@ -153,6 +162,38 @@ def design_territories(scenario: Scenario, count: int | None = None, *, time_lim
         names = [f"T{t + 1:03d}" for t in range(count)]
         reps_of = [""] * count
     return _plan(scenario, graph, carving.territory, names, reps_of, {**locked, **fixed}, settings, began, notes)
+
+
+def _exact_plan(scenario: Scenario, graph: UnitGraph, count: int, rep_ids: list[str], fixed: dict[int, int],
+                settings: Territory, began: float, notes: list[str], time_limit: float, per_rep: bool
+                ) -> TerritoryPlan:
+    """The exact model's plan: around the home units when every rep keeps one, else free centres."""
+    homes = None
+    if fixed and len(fixed) == count:
+        homes = np.array([unit for unit, _ in sorted(fixed.items(), key=lambda item: item[1])])
+    elif fixed:
+        notes.append("reps share home units: the exact model places the centres freely")
+    result = exact_carving(graph, count, dict(settings.balance), settings.compactness, homes, time_limit)
+    if result.territory is None:
+        word = "proven infeasible" if result.status.value == "infeasible" else "no plan in the time limit"
+        raise TercapError(f"territory design (exact model): {word} ({result.solver_status}); "
+                          + ("; ".join(notes) if notes else "widen the balance tolerance or use more territories"))
+    territory = result.territory
+    if homes is not None:  # territory j is centred at homes[j], the home of rep j
+        order = {int(unit): j for j, unit in enumerate(homes)}
+        territory = np.array([order[int(result.centres[t])] for t in territory])
+        names, reps_of = rep_ids, rep_ids
+    elif per_rep:
+        names = rep_ids
+        reps_of = _match_reps(scenario, graph, territory, rep_ids)
+    else:
+        names, reps_of = [f"T{t + 1:03d}" for t in range(count)], [""] * count
+    gap = result.gap
+    notes.append(f"exact model: {result.status.value} ({result.solver_status}), objective {result.objective:.6g}, "
+                 f"bound {result.bound:.6g}" + (f", gap {gap:.2%}" if gap is not None else ""))
+    plan = _plan(scenario, graph, territory, names, reps_of, fixed if homes is not None else {}, settings, began,
+                 notes)
+    return dataclasses.replace(plan, method="exact", objective=result.objective, bound=result.bound)
 
 
 def _component_diagnosis(graph: UnitGraph, count: int, tolerances: dict[str, float]) -> list[str]:

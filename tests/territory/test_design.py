@@ -22,20 +22,20 @@ territory: {{balance: {{workload: {tolerance}}}, keep_home_units: true}}
 """
 
 
-def write_grid(folder: Path, tolerance: float = 0.03, seed: int = 2) -> Path:
+def write_grid(folder: Path, tolerance: float = 0.03, seed: int = 2, side: int = SIDE) -> Path:
     """Units 0.1° apart; workloads 20–60 h; today the west half (columns 0–4, not 0–5) is R1's and R2's,
     the east R3's and R4's: R3 and R4 carry too much."""
     rng = np.random.default_rng(seed)
     units, accounts, edges = [], [], []
-    for i in range(SIDE):
-        for j in range(SIDE):
+    for i in range(side):
+        for j in range(side):
             unit = f"U{i:02d}{j:02d}"
             units.append((unit, 40 + 0.1 * i, -90 + 0.1 * j))
-            owner = ("R1" if i < SIDE // 2 else "R2") if j < 5 else ("R3" if i < SIDE // 2 else "R4")
+            owner = ("R1" if i < side // 2 else "R2") if j < 5 else ("R3" if i < side // 2 else "R4")
             accounts.append((f"A{i:02d}{j:02d}", unit, "smb", 10000, round(float(rng.uniform(20, 60)), 1), owner))
-            if j + 1 < SIDE:
+            if j + 1 < side:
                 edges.append((unit, f"U{i:02d}{j + 1:02d}"))
-            if i + 1 < SIDE:
+            if i + 1 < side:
                 edges.append((unit, f"U{i + 1:02d}{j:02d}"))
     pd.DataFrame(units, columns=["unit_id", "lat", "lon"]).to_csv(folder / "geo_units.csv", index=False)
     pd.DataFrame(edges, columns=["unit_a", "unit_b"]).to_csv(folder / "adjacency.csv", index=False)
@@ -85,3 +85,14 @@ def test_cli_territories_writes_the_tables_and_the_map(tmp_path: Path, capsys):
                                          "compactness", "contiguous"]
     assert (folder / "map.png").stat().st_size > 10_000
     assert "all contiguous" in capsys.readouterr().out
+
+
+def test_a_small_map_is_carved_exactly_around_the_homes(tmp_path: Path):
+    scenario = tercap.load(write_grid(tmp_path, tolerance=0.05, side=6))
+    plan = design_territories(scenario, time_limit=60)  # 36 units: the exact model
+    assert plan.method == "exact" and plan.balanced
+    assert plan.objective == pytest.approx(plan.bound, rel=1e-6)  # proven optimal
+    units = plan.units.set_index("unit_id")
+    assert [units.loc[u, "rep_id"] for u in ("U0202", "U0502", "U0205", "U0505")] == ["R1", "R2", "R3", "R4"]
+    heuristic = design_territories(scenario, time_limit=20, method="heuristic")
+    assert heuristic.method == "heuristic" and heuristic.territories["contiguous"].all()

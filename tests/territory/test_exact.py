@@ -1,0 +1,76 @@
+"""The exact territory model against brute-force enumeration of every partition of small grids."""
+
+from __future__ import annotations
+
+import itertools
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from tercap.status import SolveStatus
+from tercap.territory.check import check_territories
+from tercap.territory.exact import exact_carving
+from tests.territory.test_carve import frames, grid_graph
+
+
+def brute_force(graph, count: int, tolerance: float, compactness: str) -> float:
+    """The best objective over every partition into `count` contiguous parts within tolerance."""
+    n = graph.size
+    work = graph.measures["workload"]
+    mean = work.sum() / count
+    w = work + 1e-9
+    centre = (w[:, None] * graph.xy).sum(axis=0) / w.sum()
+    spread = float((w * ((graph.xy - centre) ** 2).sum(axis=1)).sum())
+    net = nx.Graph()
+    net.add_nodes_from(range(n))
+    net.add_edges_from(graph.edges.tolist())
+    best = np.inf
+    for labels in itertools.product(range(count), repeat=n):
+        seen = []
+        for label in labels:  # canonical: territories numbered by first appearance
+            if label not in seen:
+                seen.append(label)
+        if seen != list(range(count)):
+            continue
+        labels = np.array(labels)
+        load = np.bincount(labels, work, minlength=count)
+        if np.any(np.abs(load / mean - 1) > tolerance + 1e-12):
+            continue
+        if not all(nx.is_connected(net.subgraph(np.flatnonzero(labels == t).tolist())) for t in range(count)):
+            continue
+        if compactness == "boundary":
+            value = float(graph.edge_length[labels[graph.edges[:, 0]] != labels[graph.edges[:, 1]]].sum())
+        else:
+            value = 0.0
+            for t in range(count):
+                members = np.flatnonzero(labels == t)
+                squared = ((graph.xy[members, None, :] - graph.xy[None, members, :]) ** 2).sum(axis=2)
+                value += float(np.min(w[members] @ squared)) / spread  # the best centre of the part
+        best = min(best, value)
+    return best
+
+
+@pytest.mark.parametrize(("rows", "columns", "count", "tolerance", "compactness", "seed"), [
+    (3, 3, 3, 0.35, "boundary", 1), (3, 3, 3, 0.35, "distance", 2), (2, 5, 2, 0.15, "distance", 3),
+    (3, 4, 2, 0.2, "boundary", 4)])
+def test_exact_model_finds_the_brute_force_optimum(rows, columns, count, tolerance, compactness, seed):
+    graph = grid_graph(rows, columns, seed=seed)
+    result = exact_carving(graph, count, {"workload": tolerance}, compactness, time_limit=60)
+    expected = brute_force(graph, count, tolerance, compactness)
+    assert result.status is SolveStatus.OPTIMAL and result.territory is not None
+    assert result.objective == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert result.bound == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert check_territories(*frames(graph, result.territory), {"workload": tolerance}) == []
+
+
+def test_exact_model_around_fixed_centres_and_proven_infeasible():
+    graph = grid_graph(4, 4, seed=5)
+    homes = np.array([0, 15])
+    result = exact_carving(graph, 2, {"workload": 0.1}, "boundary", centres=homes, time_limit=60)
+    assert result.status is SolveStatus.OPTIMAL
+    assert result.territory[0] != result.territory[15] and sorted(result.centres.tolist()) == [0, 15]
+    assert check_territories(*frames(graph, result.territory), {"workload": 0.1}) == []
+    graph.measures["workload"][0] = 5 * graph.measures["workload"].sum()  # one unit above any balanced half
+    impossible = exact_carving(graph, 2, {"workload": 0.1}, "boundary", time_limit=60)
+    assert impossible.status is SolveStatus.INFEASIBLE and impossible.territory is None
