@@ -339,6 +339,11 @@ def simulate_command(
         table.add_row("expected attainment rate", f"{figures['attainment_rate_mean']:.1%} "
                                                   f"({figures['expected_reps_at_quota']:.1f} of "
                                                   f"{figures['reps_with_quota']} reps at quota)")
+    metrics = figures["metrics"]
+    table.add_row("weighted pipeline", f"{_money(metrics['weighted_pipeline_value'])} of "
+                                       f"{_money(metrics['open_pipeline_value'])} open")
+    if metrics["average_won_deal_size"]:
+        table.add_row("average won deal", _money(metrics["average_won_deal_size"]))
     table.add_row("quotas", figures["quota_basis"])
     table.add_row("pipeline model", figures["parameters"])
     out.print(table)

@@ -14,6 +14,7 @@ from tercap.scenario.capacity import month_starts
 from tercap.simulate.book import DealBook, build_book
 from tercap.simulate.calibrate import calibrated_settings
 from tercap.simulate.kernel import BLOCK_TRIALS, BlockOutcome, block_seeds, simulate_blocks
+from tercap.simulate.metrics import classic_metrics
 from tercap.simulate.result import SimulationResult
 
 __all__ = ["DealBook", "SimulationResult", "build_book", "simulate"]
@@ -76,13 +77,16 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
             if progress:
                 progress(len(outcomes), len(chunks))
     starts = month_starts(scenario.settings)[:-1]
+    company_monthly = np.concatenate([o.company_monthly for o in outcomes])
+    metrics = classic_metrics(book, scenario.settings, np.concatenate([o.open_revenue for o in outcomes]),
+                              np.concatenate([o.new_won for o in outcomes]),
+                              np.concatenate([o.stage_won for o in outcomes]), company_monthly.sum(axis=1))
     result = SimulationResult(
         scenario=scenario.name, rep_ids=book.rep_ids, quota=np.zeros(book.num_reps), quota_basis="none",
         target=scenario.settings.quota.company_target,
-        rep_revenue=np.concatenate([o.rep_revenue for o in outcomes]),
-        company_monthly=np.concatenate([o.company_monthly for o in outcomes]),
+        rep_revenue=np.concatenate([o.rep_revenue for o in outcomes]), company_monthly=company_monthly,
         month_labels=tuple(f"{d:%Y-%m}" for d in starts), seed=seed, parameters=parameters,
-        departures=np.concatenate([o.departures for o in outcomes]))
+        departures=np.concatenate([o.departures for o in outcomes]), metrics=metrics)
     if quotas is not None:
         return result.with_quotas(quotas, "given")
     from tercap.quota import allocate_quotas

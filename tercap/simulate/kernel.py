@@ -47,6 +47,9 @@ class BlockOutcome:
     rep_revenue: np.ndarray  # (trials × reps)
     company_monthly: np.ndarray  # (trials × months)
     departures: np.ndarray  # (trials,) reps that left during the period
+    open_revenue: np.ndarray  # (trials,) of it from the open pipeline
+    new_won: np.ndarray  # (trials,) new deals won and closed inside the period
+    stage_won: np.ndarray  # (trials of block 0 × stages) open deals won inside the period by their stage today
 
 
 def block_seeds(seed: int, blocks: int) -> list[np.random.SeedSequence]:
@@ -66,16 +69,21 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
         while done < trials:
             size = min(BLOCK_TRIALS, trials - done)
             rng = np.random.Generator(np.random.PCG64DXSM(seeds[block]))
-            outcomes.append(_simulate_block(book, prepared, rng, size))
+            outcomes.append(_simulate_block(book, prepared, rng, size, by_stage=block == 0))
             done += size
             block += 1
-    return BlockOutcome(np.concatenate([o.rep_revenue for o in outcomes]),
-                        np.concatenate([o.company_monthly for o in outcomes]),
-                        np.concatenate([o.departures for o in outcomes]))
+    return BlockOutcome(*(np.concatenate([getattr(o, name) for o in outcomes])
+                          for name in ("rep_revenue", "company_monthly", "departures", "open_revenue", "new_won",
+                                       "stage_won")))
 
 
-def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generator, trials: int) -> BlockOutcome:
+def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generator, trials: int,
+                    by_stage: bool = False) -> BlockOutcome:
+    """One block of trials; `by_stage` (the first block of a run only: the result must not depend on
+    the chunks) also counts the open deals won by their stage today."""
     months, reps = book.months, book.num_reps
+    stages = len(book.new_deal_conversions)
+    stage_won = np.zeros((trials if by_stage else 0, stages), dtype=np.int64)
     market = rng.standard_normal((trials, int(book.month_quarter.max(initial=0)) + 1))  # a factor per quarter
     # the fitted values' own uncertainty, one draw per trial (drawn only where there is any)
     uncertain = prepared.win_shift_sigma > 0 or prepared.yield_sigma > 0
@@ -90,16 +98,20 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
 
     sampled = prepared.sampled
     if sampled.num_deals:
-        rep_part, month_part = _open_deals(sampled, prepared, rng, market, prepared.win_shift_sigma * parameters[:, 0],
-                                           level, rho)
+        rep_part, month_part, won = _open_deals(sampled, prepared, rng, market,
+                                                prepared.win_shift_sigma * parameters[:, 0], level, rho, by_stage)
         rep_revenue += rep_part
         monthly += month_part
+        if won is not None:
+            stage_won += won
     for exact in prepared.exact:  # reps whose few independent open deals are drawn from their exact distribution
         revenue = exact.distribution.sample(rng, trials)
         rep_revenue[:, exact.rep] += revenue
         monthly += revenue[:, None] * exact.month_share[None, :]
 
+    open_revenue = rep_revenue.sum(axis=1)
     departures = np.zeros(trials, dtype=np.int64)
+    new_won = np.zeros(trials, dtype=np.int64)
     if len(book.cell_rep):
         output = book.productivity[None, :, :] * np.ones((trials, 1, 1))
         if book.monthly_hazard > 0:
@@ -115,6 +127,7 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
         created = output[:, book.cell_rep, :] * book.cell_opportunities[None, :, :]
         expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win[:, None, :]
         counts = rng.poisson(expected)
+        new_won = counts.sum(axis=(1, 2))
         trial_of, cell_of, month = np.nonzero(counts)
         repeat = counts[trial_of, cell_of, month]
         cells = np.repeat(cell_of, repeat)
@@ -122,12 +135,12 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
         trial_of = np.repeat(trial_of, repeat)
         rep_revenue += _sum_into(trial_of, book.cell_rep[cells], amounts, (trials, reps))
         monthly += _sum_into(trial_of, np.repeat(month, repeat), amounts, (trials, months))
-    return BlockOutcome(rep_revenue, monthly, departures)
+    return BlockOutcome(rep_revenue, monthly, departures, open_revenue, new_won, stage_won)
 
 
 def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, market: np.ndarray,
-                shift: np.ndarray, level: np.ndarray | None, rho: np.ndarray | float
-                ) -> tuple[np.ndarray, np.ndarray]:
+                shift: np.ndarray, level: np.ndarray | None, rho: np.ndarray | float, by_stage: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Revenue of the open deals that are won and close inside the period, per (trial, rep) and
     (trial, month).
 
@@ -163,7 +176,12 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     if book.amount_sigma > 0:
         counted *= _amount_changes(rng, book.amount_sigma, counted.shape)
     rep_revenue = np.asarray(prepared.rep_indicator.T @ counted.T, dtype=float).T  # sums per rep: one sparse pass
-    return rep_revenue, (counted @ prepared.month_share).astype(float)
+    won = None
+    if by_stage:
+        stages = len(book.new_deal_conversions)
+        stage = book.deal_class % stages
+        won = np.column_stack([np.count_nonzero(counted[:, stage == s], axis=1) for s in range(stages)])
+    return rep_revenue, (counted @ prepared.month_share).astype(float), won
 
 
 class _ExactRep(NamedTuple):

@@ -28,6 +28,7 @@ class SimulationResult:
     seed: int
     departures: np.ndarray = field(default_factory=lambda: np.zeros(0))
     parameters: str = "the scenario's settings"  # where the pipeline model's values come from
+    metrics: dict[str, Any] = field(default_factory=dict)  # the classic sales metrics (simulate.metrics)
 
     def __post_init__(self) -> None:
         for array in (self.rep_revenue, self.company_monthly, self.quota):
@@ -107,6 +108,7 @@ class SimulationResult:
             "reps_with_quota": int(has_quota.sum()),
             "mean_departures": float(self.departures.mean()) if self.departures.size else 0.0,
             "monthly_mean": dict(zip(self.month_labels, (float(v) for v in monthly_mean), strict=True)),
+            "metrics": self.metrics,
         }
 
     def summary(self) -> dict[str, Any]:

@@ -241,6 +241,7 @@ def test_same_seed_same_result_whatever_the_chunks_and_workers(example):
     np.testing.assert_array_equal(first.rep_revenue, second.rep_revenue)
     np.testing.assert_array_equal(first.rep_revenue, parallel.rep_revenue)
     np.testing.assert_array_equal(first.company_monthly, parallel.company_monthly)
+    assert first.metrics == second.metrics == parallel.metrics  # read off the first block only
     other = simulate(example, trials=1_000, seed=4)
     assert not np.array_equal(first.rep_revenue, other.rep_revenue)
 
@@ -361,3 +362,37 @@ def test_dask_local_cluster_gives_the_same_result(example):
     np.testing.assert_array_equal(alone.rep_revenue, one.rep_revenue)
     np.testing.assert_array_equal(one.rep_revenue, two.rep_revenue)
     np.testing.assert_array_equal(one.company_monthly, two.company_monthly)
+
+
+def test_classic_metrics_read_off_a_known_book(example):
+    """Open deals at three stages with known win rates and amounts; no new deals: the weighted pipeline is
+    Σ amount × win rate from the stage, the share won inside the period by stage is that win rate × the
+    probability of closing inside, within the Monte Carlo error of 256 trials, and the average won deal is
+    the won revenue ÷ the won deals."""
+    from tercap.simulate.kernel import block_seeds, simulate_blocks
+    from tercap.simulate.metrics import classic_metrics
+
+    accounts = example.accounts
+    book = build_book(example.replace(capacity={"annual_attrition": 0.0}),
+                      pd.Series(accounts["current_owner"].to_numpy(dtype=object), index=accounts["account_id"]))
+    book = dataclasses.replace(book, cell_rep=np.zeros(0, dtype=np.int64), cell_median_amount=np.zeros(0),
+                               cell_sigma=np.zeros(0), cell_opportunities=np.zeros((0, book.months)),
+                               cell_close_month=np.zeros((0, book.months, book.months)))
+    outcome = simulate_blocks(book, block_seeds(5, 1), 256, 0)
+    figures = classic_metrics(book, example.settings, outcome.open_revenue, outcome.new_won, outcome.stage_won,
+                              outcome.company_monthly.sum(axis=1))
+    conversion = np.array([s.conversion for s in example.settings.simulation.stages])
+    win = np.cumprod(conversion[::-1])[::-1]
+    stage = book.deal_class % len(conversion)
+    amount = book.deal_amount * book.amount_ratio
+    assert figures["weighted_pipeline_value"] == pytest.approx(float((amount * win[stage]).sum()))
+    inside = 1 - book.deal_close_month[:, -1]
+    for s, name in enumerate(example.settings.simulation.stage_names):
+        members = stage == s
+        expected = float(np.mean(win[s] * inside[members]))
+        error = np.sqrt(expected * (1 - expected) / (256 * members.sum())) + 0.02  # + the market's common swing
+        assert abs(figures["won_in_period_share_by_stage"][name] - expected) < 4 * error, name
+    assert figures["new_deals_won_mean"] == 0
+    revenue = outcome.company_monthly.sum(axis=1)
+    assert figures["average_won_deal_size"] == pytest.approx(revenue.sum() / outcome.stage_won.sum())
+    assert figures["ramp_months_by_segment"]["enterprise"] >= figures["ramp_months_by_segment"]["smb"]
