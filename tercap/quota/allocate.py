@@ -106,8 +106,8 @@ def allocate_quotas(scenario: Scenario, plan: object | None = None, simulation: 
     cap = np.where(active, settings.cap if settings.cap is not None else np.inf, 0.0)
     unit = settings.rounding
     if unit > 0:  # floors and caps on the grid the quotas are rounded to, so that rounding keeps them
-        floor, cap = np.ceil(floor / unit - 1e-9) * unit, np.where(np.isfinite(cap), np.floor(cap / unit + 1e-9) * unit,
-                                                                    cap)
+        floor = np.ceil(floor / unit - 1e-9) * unit
+        cap = np.where(np.isfinite(cap), np.floor(cap / unit + 1e-9) * unit, cap)
     _check_room(total, floor, cap, active)
 
     probability = None
