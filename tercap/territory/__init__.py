@@ -8,6 +8,7 @@ most of its workload) and moves as few units as it can. Both are checked indepen
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -173,7 +174,15 @@ def _exact_plan(scenario: Scenario, graph: UnitGraph, count: int, rep_ids: list[
         homes = np.array([unit for unit, _ in sorted(fixed.items(), key=lambda item: item[1])])
     elif fixed:
         notes.append("reps share home units: the exact model places the centres freely")
-    result = exact_carving(graph, count, dict(settings.balance), settings.compactness, homes, time_limit)
+    # the heuristic's plan first (a few seconds), handed to the solver as its first incumbent
+    start = None
+    with contextlib.suppress(ValueError):  # no heuristic plan (e.g. too few territories): the solver alone
+        start = carve(graph, CarveSettings(count=count, tolerances=dict(settings.balance),
+                                           compactness=settings.compactness, starts=2,
+                                           time_limit=min(10.0, time_limit / 4)),
+                      {int(u): j for j, u in enumerate(homes)} if homes is not None else {}).territory
+    result = exact_carving(graph, count, dict(settings.balance), settings.compactness, homes, time_limit,
+                           start=start)
     if result.territory is None:
         word = "proven infeasible" if result.status.value == "infeasible" else "no plan in the time limit"
         raise TercapError(f"territory design (exact model): {word} ({result.solver_status}); "

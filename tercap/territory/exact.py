@@ -140,10 +140,13 @@ def territory_model(graph: UnitGraph, count: int, tolerances: dict[str, float], 
 
 def exact_carving(graph: UnitGraph, count: int, tolerances: dict[str, float], compactness: str = "distance",
                   centres: np.ndarray | None = None, time_limit: float = 60.0, backend: str = "highs",
-                  mip_gap: float = 0.0) -> ExactCarving:
-    """Solve the exact model; a time limit returns the best plan found with the solver's bound."""
+                  mip_gap: float = 0.0, start: np.ndarray | None = None) -> ExactCarving:
+    """Solve the exact model; a time limit returns the best plan found with the solver's bound. `start`
+    (a territory per unit, e.g. the heuristic's plan) is handed to the solver as a first plan."""
     model, candidates = territory_model(graph, count, tolerances, compactness, centres)
-    result = get_backend(backend).solve(model, SolveLimits(time_limit=time_limit, mip_gap=mip_gap, threads=1))
+    warm = _warm_start(graph, model, candidates, start, compactness, tolerances) if start is not None else None
+    result = get_backend(backend).solve(model, SolveLimits(time_limit=time_limit, mip_gap=mip_gap, threads=1),
+                                        warm_start=warm)
     if result.x is None:
         return ExactCarving(None, None, result.status, None, result.bound, result.solver_status)
     k = len(candidates)
@@ -154,3 +157,39 @@ def exact_carving(graph: UnitGraph, count: int, tolerances: dict[str, float], co
     relabel[used] = np.arange(used.size)
     return ExactCarving(relabel[chosen], candidates[used], result.status, result.objective, result.bound,
                         result.solver_status)
+
+
+def _warm_start(graph: UnitGraph, model: LinearModel, candidates: np.ndarray, territory: np.ndarray,
+                compactness: str, tolerances: dict[str, float]) -> np.ndarray | None:
+    """The model's columns for a plan given as a territory per unit: each territory's centre (its home
+    unit, or the member that minimises the objective), flows along a breadth-first tree to it, cut edges.
+    None when a territory has no candidate centre or is not connected."""
+    import networkx as nx
+
+    n, k = graph.size, len(candidates)
+    position = {int(unit): ci for ci, unit in enumerate(candidates)}
+    arcs = np.concatenate([graph.edges, graph.edges[:, ::-1]])
+    arc_index = {(int(u), int(v)): i for i, (u, v) in enumerate(arcs.tolist())}
+    values = np.zeros(model.num_cols)
+    w = graph.measures[next(iter(tolerances))] + 1e-9
+    for t in np.unique(territory):
+        members = np.flatnonzero(territory == t)
+        options = [int(u) for u in members if int(u) in position]
+        if not options:
+            return None
+        squared = ((graph.xy[members, None, :] - graph.xy[None, options, :]) ** 2).sum(axis=2)
+        centre = options[int(np.argmin(w[members] @ squared))]
+        ci = position[centre]
+        values[members * k + ci] = 1.0
+        tree = nx.bfs_tree(graph.graph.subgraph(members.tolist()), centre)
+        if tree.number_of_nodes() != members.size:
+            return None
+        below = {int(u): 1 for u in members}
+        for u in reversed(list(nx.topological_sort(tree))):
+            for parent in tree.predecessors(u):
+                below[parent] += below[u]
+                values[n * k + arc_index[(u, parent)] * k + ci] = below[u]
+    if compactness == "boundary":
+        cut = territory[graph.edges[:, 0]] != territory[graph.edges[:, 1]]
+        values[n * k + len(arcs) * k + np.flatnonzero(cut)] = 1.0
+    return values

@@ -74,3 +74,21 @@ def test_exact_model_around_fixed_centres_and_proven_infeasible():
     graph.measures["workload"][0] = 5 * graph.measures["workload"].sum()  # one unit above any balanced half
     impossible = exact_carving(graph, 2, {"workload": 0.1}, "boundary", time_limit=60)
     assert impossible.status is SolveStatus.INFEASIBLE and impossible.territory is None
+
+
+@pytest.mark.parametrize("compactness", ["boundary", "distance"])
+def test_a_heuristic_plan_is_a_valid_first_plan_of_the_exact_model(compactness):
+    from tercap.territory.carve import CarveSettings, carve
+    from tercap.territory.exact import _warm_start, territory_model
+
+    graph = grid_graph(4, 4, seed=6)
+    tolerances = {"workload": 0.15}
+    start = carve(graph, CarveSettings(count=3, tolerances=tolerances, compactness=compactness)).territory
+    model, candidates = territory_model(graph, 3, tolerances, compactness)
+    values = _warm_start(graph, model, candidates, start, compactness, tolerances)
+    assert values is not None and not model.violations(values)
+    if compactness == "boundary":
+        cut = graph.edge_length[start[graph.edges[:, 0]] != start[graph.edges[:, 1]]].sum()
+        assert model.objective(values) == pytest.approx(cut)
+    result = exact_carving(graph, 3, tolerances, compactness, time_limit=5, start=start)
+    assert result.objective is not None and result.objective <= model.objective(values) + 1e-9
