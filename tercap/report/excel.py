@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tercap.report.html import rep_names
 from tercap.runfolder import neutralise_text
 
 if TYPE_CHECKING:
@@ -46,24 +47,23 @@ def write_workbook(run: PlanningRun, path: Path) -> None:
 
 def _sheets(run: PlanningRun) -> dict[str, pd.DataFrame]:
     scenario = run.scenario
-    reps_table = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
-    rep_names = dict(zip(reps_table["rep_id"], reps_table["name"].fillna(reps_table["rep_id"]), strict=True))
+    names = rep_names(scenario)
     account_names = scenario.accounts.set_index("account_id")["name"]
     assignments = run.plan.assignments
     assignments.insert(1, "account_name", assignments["account_id"].map(account_names))
-    assignments.insert(3, "rep_name", assignments["rep_id"].map(rep_names))
+    assignments.insert(3, "rep_name", assignments["rep_id"].map(names))
     reps = run.plan.reps
-    reps.insert(1, "name", reps["rep_id"].map(rep_names))
+    reps.insert(1, "name", reps["rep_id"].map(names))
     sheets: dict[str, pd.DataFrame] = {
         "Summary": pd.DataFrame([{"measure": k, "value": v} for k, v in run.headline().items()]),
         "Assignments": assignments, "Reps": reps}
     if run.quotas is not None:
         quotas = run.quotas.table.copy()
-        quotas.insert(1, "name", quotas["rep_id"].map(rep_names))
+        quotas.insert(1, "name", quotas["rep_id"].map(names))
         sheets["Quotas"] = quotas
     if run.simulation is not None:
         simulation = run.simulation.reps()
-        simulation.insert(1, "name", simulation["rep_id"].map(rep_names))
+        simulation.insert(1, "name", simulation["rep_id"].map(names))
         sheets["Simulation"] = simulation
     return sheets
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from tercap.run import PlanningRun
+    from tercap.scenario import Scenario
 
 MOVED_SHOWN = 25  # moved accounts listed, largest potential first
 DPI = 110
@@ -131,7 +132,7 @@ def _map_section(run: PlanningRun) -> list[str]:
 def _quota_section(run: PlanningRun) -> list[str]:
     quotas = run.quotas
     assert quotas is not None
-    names = _rep_names(run)
+    names = rep_names(run.scenario)
     table = quotas.table.copy()
     table.insert(1, "name", table["rep_id"].map(names).fillna(""))
     summary = quotas.summary()
@@ -169,7 +170,7 @@ def _risk_section(run: PlanningRun) -> list[str]:
 def _moved_section(run: PlanningRun) -> list[str]:
     assignments = run.plan.assignments
     moved = assignments[assignments["moved"]].copy()
-    names = _rep_names(run)
+    names = rep_names(run.scenario)
     accounts = run.scenario.accounts.set_index("account_id")
     moved["account"] = moved["account_id"].map(accounts["name"]).fillna("")
     moved["from"] = moved["previous_rep_id"].map(lambda r: f"{r} ({names.get(r, '')})" if r else "")
@@ -251,6 +252,7 @@ def _pct(value: float | None) -> str:
     return "—" if value is None or value != value else f"{value:.0%}"
 
 
-def _rep_names(run: PlanningRun) -> dict[str, str]:
-    reps = pd.concat([run.scenario.reps, run.scenario.planned_hires], ignore_index=True)
+def rep_names(scenario: Scenario) -> dict[str, str]:
+    """rep_id → display name, planned hires included."""
+    reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
     return dict(zip(reps["rep_id"], reps["name"].fillna(reps["rep_id"]), strict=True))

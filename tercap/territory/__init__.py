@@ -83,8 +83,7 @@ def _reps(scenario: Scenario) -> pd.DataFrame:
 
 
 def _nearest_unit(graph: UnitGraph, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    lat0 = np.radians(float(np.mean(graph.lat)))
-    xy = np.column_stack([np.radians(lon) * np.cos(lat0), np.radians(lat)]) * 6371.0
+    xy = graph.project(lat, lon)
     return np.argmin(((xy[:, None, :] - graph.xy[None, :, :]) ** 2).sum(axis=2), axis=1)
 
 
@@ -236,9 +235,7 @@ def _match_reps(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, rep
     centre = np.zeros((count, 2))
     np.add.at(centre, territory, weight[:, None] * graph.xy)
     centre /= np.maximum(np.bincount(territory, weight, minlength=count), 1e-12)[:, None]
-    lat0 = np.radians(float(np.mean(graph.lat)))
-    home = np.column_stack([np.radians(reps["lon"].to_numpy(dtype=float)) * np.cos(lat0),
-                            np.radians(reps["lat"].to_numpy(dtype=float))]) * 6371.0
+    home = graph.project(reps["lat"].to_numpy(dtype=float), reps["lon"].to_numpy(dtype=float))
     distance = np.linalg.norm(home[:, None, :] - centre[None, :, :], axis=2)
     owner = _current_rep_of_units(scenario, graph)
     kept = np.zeros((count, count))

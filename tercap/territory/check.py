@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import networkx as nx
-import numpy as np
 import pandas as pd
 
 SLACK = 1e-9  # shares of the mean: float noise in sums
@@ -51,16 +50,3 @@ def check_territories(units: pd.DataFrame, accounts: pd.DataFrame, edges: pd.Dat
         if territory_of.get(unit) != territory:
             problems.append(f"unit {unit} must stay in territory {territory}, is in {territory_of.get(unit)}")
     return problems
-
-
-def worst_deviation(units: pd.DataFrame, accounts: pd.DataFrame, measure: str = "workload") -> float:
-    """The largest |load ÷ mean − 1| over territories for one measure."""
-    territory_of = units.set_index("unit_id")["territory_id"]
-    placed = accounts.assign(territory_id=accounts["geo_unit"].map(territory_of))
-    all_territories = pd.Index(sorted(units["territory_id"].unique()))
-    if measure == "accounts":
-        load = placed.groupby("territory_id").size().reindex(all_territories, fill_value=0).astype(float)
-    else:
-        column = {"workload": "workload_hours", "potential": "potential"}[measure]
-        load = placed.groupby("territory_id")[column].sum().reindex(all_territories, fill_value=0.0)
-    return float(np.max(np.abs(load / load.mean() - 1.0))) if load.mean() > 0 else 0.0

@@ -38,9 +38,11 @@ class UnitGraph:
     xy: np.ndarray = field(init=False, repr=False)  # (n × 2) km, equirectangular about the mean latitude
 
     def __post_init__(self) -> None:
-        lat0 = np.radians(float(np.mean(self.lat))) if len(self.lat) else 0.0
-        xy = np.column_stack([np.radians(self.lon) * np.cos(lat0), np.radians(self.lat)]) * EARTH_RADIUS_KM
-        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "xy", self.project(self.lat, self.lon))
+
+    def project(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Points (e.g. rep homes) in the units' planar km coordinates."""
+        return planar_km(lat, lon, float(np.mean(self.lat)) if len(self.lat) else 0.0)
 
     @property
     def size(self) -> int:
@@ -107,6 +109,13 @@ def unit_graph(scenario: Scenario) -> UnitGraph:
     return UnitGraph(unit_ids, lat, lon, measures, edges, np.ones(len(edges)), derived=True)
 
 
+def planar_km(lat: np.ndarray, lon: np.ndarray, mean_lat: float) -> np.ndarray:
+    """(n × 2) km, equirectangular about `mean_lat` degrees: enough for distances within a country."""
+    scale = np.cos(np.radians(mean_lat))
+    return np.column_stack([np.radians(np.asarray(lon, dtype=float)) * scale,
+                            np.radians(np.asarray(lat, dtype=float))]) * EARTH_RADIUS_KM
+
+
 def derived_adjacency(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Edges (i < j) of the Delaunay triangulation of the centroids, without the long ones."""
     from scipy.spatial import Delaunay
@@ -114,8 +123,7 @@ def derived_adjacency(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     n = len(lat)
     if n < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    lat0 = np.radians(float(np.mean(lat)))
-    xy = np.column_stack([np.radians(lon) * np.cos(lat0), np.radians(lat)]) * EARTH_RADIUS_KM
+    xy = planar_km(lat, lon, float(np.mean(lat)))
     if n == 2:
         return np.array([[0, 1]])
     triangles = Delaunay(xy, qhull_options="QJ").simplices
