@@ -76,6 +76,11 @@ class DealBook:
     def num_deals(self) -> int:
         return len(self.deal_rep)
 
+    @property
+    def deal_stage(self) -> np.ndarray:
+        """Per open deal, the index of the stage it is in today (its class is quarter × stages + stage)."""
+        return self.deal_class % len(self.new_deal_conversions)
+
     def parameter_sigmas(self) -> tuple[float, float]:
         """σ of the per-trial shift of the open deals' latent thresholds that moves a new deal's win
         probability by `win_rate_std_error` (to first order), and σ of the log of the per-trial factor on

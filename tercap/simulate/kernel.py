@@ -178,9 +178,9 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     rep_revenue = np.asarray(prepared.rep_indicator.T @ counted.T, dtype=float).T  # sums per rep: one sparse pass
     won = None
     if by_stage:
-        stages = len(book.new_deal_conversions)
-        stage = book.deal_class % stages
-        won = np.column_stack([np.count_nonzero(counted[:, stage == s], axis=1) for s in range(stages)])
+        stage = book.deal_stage
+        won = np.column_stack([np.count_nonzero(counted[:, stage == s], axis=1)
+                               for s in range(len(book.new_deal_conversions))])
     return rep_revenue, (counted @ prepared.month_share).astype(float), won
 
 

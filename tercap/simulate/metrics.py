@@ -27,7 +27,7 @@ def classic_metrics(book: DealBook, settings: Settings, open_revenue: np.ndarray
     stages = [stage.name for stage in sim.stages]
     conversion = np.array([stage.conversion for stage in sim.stages])
     win_from_stage = np.cumprod(conversion[::-1])[::-1]
-    deal_stage = book.deal_class % len(stages)
+    deal_stage = book.deal_stage
     amount = book.deal_amount * book.amount_ratio
     deals_in_stage = np.bincount(deal_stage, minlength=len(stages))
     won_share = np.divide(stage_won.mean(axis=0) if len(stage_won) else np.zeros(len(stages)), deals_in_stage,
