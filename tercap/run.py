@@ -1,8 +1,9 @@
 """The annual planning run: assignment → simulation → quotas, in one call, with the headline figures.
 
-`run_plan(scenario)` assigns the accounts, simulates the pipeline under the plan, and allocates quotas
-by the scenario's method (equal_probability reads the simulation; every method's P(attain) comes from
-it). `tercap plan` writes the result as a run folder with its report (`tercap.report.write_run`).
+`run_plan(scenario)` assigns the accounts, simulates the pipeline under the plan, and keeps the quotas
+the simulation allocated by the scenario's method (equal_probability reads the simulation; every
+method's P(attain) comes from it), so the run's quotas are the ones attainment was judged against.
+`tercap plan` writes the result as a run folder with its report (`tercap.report.write_run`).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, t
 
     began = time.perf_counter()
     say(f"quotas: {scenario.settings.quota.method}")
-    quotas = allocate_quotas(scenario, plan, simulation)
+    # the simulation judged attainment against the scenario's allocation: the same Quotas, not a second run
+    quotas = simulation.allocation if simulation.allocation is not None else allocate_quotas(scenario, plan,
+                                                                                            simulation)
     steps.append(("quotas", time.perf_counter() - began))
     return PlanningRun(scenario, plan, quotas, simulation, tuple(steps), tuple(notes))

@@ -93,7 +93,7 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
 
     allocated = allocate_quotas(scenario, plan, simulation=result)
     return result.with_quotas(allocated.as_series(), f"quota allocation: {allocated.method} (quota.method)",
-                              target=allocated.target)
+                              target=allocated.target, allocation=allocated)
 
 
 def _on_dask(address: str, workers: int, book: DealBook, seeds: list[np.random.SeedSequence],

@@ -29,16 +29,18 @@ class SimulationResult:
     departures: np.ndarray = field(default_factory=lambda: np.zeros(0))
     parameters: str = "the scenario's settings"  # where the pipeline model's values come from
     metrics: dict[str, Any] = field(default_factory=dict)  # the classic sales metrics (simulate.metrics)
+    allocation: Any = None  # the Quotas behind `quota` when the simulation allocated them itself
 
     def __post_init__(self) -> None:
         for array in (self.rep_revenue, self.company_monthly, self.quota):
             array.flags.writeable = False
 
-    def with_quotas(self, quotas: pd.Series, basis: str, target: float | None = None) -> SimulationResult:
+    def with_quotas(self, quotas: pd.Series, basis: str, target: float | None = None,
+                    allocation: Any = None) -> SimulationResult:
         """The same trials judged against `quotas` (rep_id → quota; a rep left out has none), and
-        against `target` where given (else this result's)."""
+        against `target` where given (else this result's); `allocation` is the Quotas they came from."""
         quota = quotas.reindex(self.rep_ids).fillna(0.0).to_numpy(dtype=float)
-        return dataclasses.replace(self, quota=quota, quota_basis=basis,
+        return dataclasses.replace(self, quota=quota, quota_basis=basis, allocation=allocation,
                                    target=self.target if target is None else float(target))
 
     @property

@@ -62,6 +62,7 @@ def awkward_run(tmp_path_factory: pytest.TempPathFactory):
 def test_the_run_folder_holds_every_contract_file(awkward_run):
     run, folder, report = awkward_run
     assert run.complete and report == folder / "report.html"
+    assert run.quotas is run.simulation.allocation  # one allocation, judged and written
     for name in RUN_FILES:
         assert (folder / name).is_file(), name
     quotas = pd.read_csv(folder / "quota" / "quotas.csv")
