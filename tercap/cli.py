@@ -196,9 +196,7 @@ def territories_command(
 ) -> None:
     """Carve the geo units into contiguous, balanced, compact territories (or rebalance today's) and write
     territory/units.csv, territories.csv and map.png."""
-    from matplotlib.figure import Figure
-
-    from tercap.plotting import territory_map
+    from tercap.plotting import territory_maps
     from tercap.runfolder import run_folder
     from tercap.territory import design_territories, rebalance_territories
 
@@ -214,9 +212,7 @@ def territories_command(
         folder.json("territory/summary.json", plan.summary())
         if plan.trade_off is not None:
             folder.csv("territory/trade_off.csv", plan.trade_off)
-        figure = Figure(figsize=(11.0, 7.0), layout="constrained")
-        territory_map(plan, scenario, ax=figure.add_subplot())
-        figure.savefig(folder.path("territory/map.png"), dpi=110)
+        territory_maps(plan, scenario).savefig(folder.path("territory/map.png"), dpi=110)
     summary = plan.summary()
     table = _table(f"Territories in {time.perf_counter() - started:.1f} s", "measure", "value")
     table.add_row("territories", f"{summary['territories']:,} of {summary['units']:,} units")

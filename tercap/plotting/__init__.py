@@ -3,7 +3,7 @@
 from tercap.plotting.balance import balance
 from tercap.plotting.plan_figures import account_map, potential_and_quota
 from tercap.plotting.simulation import attainment_odds, attainment_rate, attainment_spread, revenue_fan
-from tercap.plotting.territory import territory_map
+from tercap.plotting.territory import territory_map, territory_maps
 
 __all__ = ["account_map", "attainment_odds", "attainment_rate", "attainment_spread", "balance",
-           "potential_and_quota", "revenue_fan", "territory_map"]
+           "potential_and_quota", "revenue_fan", "territory_map", "territory_maps"]

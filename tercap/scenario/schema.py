@@ -352,6 +352,8 @@ class Territory(Section):
                                   "(± share of the mean); measures: workload, potential, accounts.")
     compactness: Literal["distance", "boundary"] = F("distance", "Compactness measure.")
     keep_home_units: Bool = F(True, "A rep's home unit stays in that rep's territory.")
+    by_segment: Bool = F(True, "Carve each segment's territories for its own reps, measured by its own "
+                         "accounts (false: one carving of every account among every rep).")
     account_level: Bool = F(False, "Assign accounts inside each territory (true) or let accounts "
                             "follow their unit (false).")
 

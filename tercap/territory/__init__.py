@@ -4,6 +4,11 @@
 `rebalance_territories(scenario)` starts from today's territories (each unit with the rep who owns
 most of its workload) and moves as few units as it can. Both are checked independently
 (`check.check_territories`): every territory contiguous, balance within tolerance, pinned units held.
+
+With `territory.by_segment` (the default) each segment's reps share the units among themselves,
+measured by that segment's accounts only: an enterprise map overlays the SMB map, as sales teams
+are organised. `account_owners(plan, scenario)` turns a plan into an owner per account (an account
+follows its unit's territory in its segment).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from tercap.scenario.schema import Territory
 from tercap.territory.carve import CarveSettings, Carving, carve
 from tercap.territory.check import check_territories
 from tercap.territory.exact import EXACT_MAX_UNITS, exact_carving
-from tercap.territory.units import UnitGraph, unit_graph
+from tercap.territory.units import UnitGraph, planar_km, unit_graph
 
 __all__ = ["TerritoryPlan", "design_territories", "rebalance_territories", "unit_graph"]
 
@@ -34,8 +39,9 @@ class TerritoryPlan:
     """Units → territories → reps, with per-territory figures and the independent check's findings."""
 
     scenario: str
-    units: pd.DataFrame  # unit_id, territory_id, rep_id, moved
-    territories: pd.DataFrame  # territory_id, rep_id, units, workload, potential, accounts, compactness, contiguous
+    units: pd.DataFrame  # unit_id, territory_id, rep_id, moved, segment ("all": one carving of every account)
+    territories: pd.DataFrame  # territory_id, rep_id, units, workload, potential, accounts, compactness,
+    #                            contiguous, segment
     tolerances: dict[str, float]
     seconds: float
     violations: tuple[str, ...] = ()
@@ -49,14 +55,22 @@ class TerritoryPlan:
     def balanced(self) -> bool:
         return not self.violations
 
+    @property
+    def segments(self) -> list[str]:
+        return list(dict.fromkeys(self.territories["segment"]))
+
     def worst_deviation(self, measure: str = "workload") -> float:
+        """The largest |load ÷ mean − 1| over territories, each against its own segment's mean."""
         load = self.territories[measure]
-        return float(np.max(np.abs(load / load.mean() - 1.0))) if load.mean() > 0 else 0.0
+        mean = load.groupby(self.territories["segment"]).transform("mean")
+        deviation = np.abs(load / mean.where(mean > 0) - 1.0)
+        return float(deviation.max()) if deviation.notna().any() else 0.0
 
     def summary(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "method": self.method, "objective": self.objective, "bound": self.bound,
                 "territories": len(self.territories), "units": len(self.units),
-                "units_moved": int(self.units["moved"].sum()), "seconds": round(self.seconds, 3),
+                "segments": self.segments, "units_moved": int(self.units["moved"].sum()),
+                "seconds": round(self.seconds, 3),
                 "tolerances": self.tolerances,
                 "worst_deviation": {m: self.worst_deviation(m) for m in ("workload", "potential", "accounts")},
                 "all_contiguous": bool(self.territories["contiguous"].all()),
@@ -77,9 +91,63 @@ def _settings(scenario: Scenario) -> Territory:
     return scenario.settings.territory or Territory()
 
 
-def _reps(scenario: Scenario) -> pd.DataFrame:
+ALL = "all"  # the segment name of a carving that covers every account
+
+
+@dataclass(frozen=True, eq=False)
+class _Team:
+    """The reps and accounts one carving covers: one segment's, or everyone's (segment "all")."""
+
+    scenario: Scenario
+    segment: str
+    reps: pd.DataFrame  # active reps and planned hires
+    accounts: pd.DataFrame  # each with a geo_unit of the scenario's units
+
+    @property
+    def rep_ids(self) -> list[str]:
+        return self.reps["rep_id"].tolist()
+
+
+def _teams(scenario: Scenario) -> tuple[list[_Team], list[str]]:
+    """The carvings the scenario asks for, and notes on accounts no carving covers."""
     reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
-    return reps[reps["capacity_hours"].fillna(0) > 0].reset_index(drop=True)
+    reps = reps[reps["capacity_hours"].fillna(0) > 0].reset_index(drop=True)
+    accounts = _located_accounts(scenario)
+    segments = reps["segment"].dropna().unique().tolist() if "segment" in reps else []
+    if not _settings(scenario).by_segment or not segments or "segment" not in accounts:
+        return [_Team(scenario, ALL, reps, accounts)], []
+    teams, notes = [], []
+    for segment in sorted(segments):
+        teams.append(_Team(scenario, str(segment), reps[reps["segment"] == segment].reset_index(drop=True),
+                           accounts[accounts["segment"] == segment].reset_index(drop=True)))
+    orphans = accounts[~accounts["segment"].isin(segments)]
+    if len(orphans):
+        names = ", ".join(sorted(map(str, orphans["segment"].unique())))
+        notes.append(f"{len(orphans):,} account(s) of segment(s) {names} have no rep of their segment and are in "
+                     "no territory")
+    return teams, notes
+
+
+def _located_accounts(scenario: Scenario) -> pd.DataFrame:
+    """The accounts, each with a geo unit: its own, else the unit whose centroid is nearest."""
+    accounts = scenario.accounts
+    units = scenario.geo_units
+    if units is None or units.empty:
+        raise TercapError("territory design needs a geo_units table (units with centroids)")
+    known = accounts["geo_unit"].isin(units["unit_id"]) if "geo_unit" in accounts else \
+        pd.Series(False, index=accounts.index)
+    if known.all():
+        return accounts
+    lost = accounts.loc[~known]
+    xy = planar_km(units["lat"].to_numpy(dtype=float), units["lon"].to_numpy(dtype=float),
+                   float(units["lat"].mean()))
+    points = planar_km(lost["lat"].to_numpy(dtype=float), lost["lon"].to_numpy(dtype=float), float(units["lat"].mean()))
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(xy).query(points)
+    accounts = accounts.copy()
+    accounts.loc[~known, "geo_unit"] = units["unit_id"].to_numpy(dtype=object)[nearest]
+    return accounts
 
 
 def _nearest_unit(graph: UnitGraph, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -87,10 +155,9 @@ def _nearest_unit(graph: UnitGraph, lat: np.ndarray, lon: np.ndarray) -> np.ndar
     return np.argmin(((xy[:, None, :] - graph.xy[None, :, :]) ** 2).sum(axis=2), axis=1)
 
 
-def _current_rep_of_units(scenario: Scenario, graph: UnitGraph) -> np.ndarray:
-    """Per unit, the rep who owns most of its workload today ('' where nobody does)."""
-    accounts = scenario.accounts
-    table = accounts.dropna(subset=["current_owner", "geo_unit"])
+def _current_rep_of_units(team: _Team, graph: UnitGraph) -> np.ndarray:
+    """Per unit, the rep of the team who owns most of its workload today ('' where nobody does)."""
+    table = team.accounts.dropna(subset=["current_owner", "geo_unit"])
     if table.empty:
         return np.full(graph.size, "", dtype=object)
     load = table.groupby(["geo_unit", "current_owner"])["workload_hours"].sum().reset_index()
@@ -99,11 +166,11 @@ def _current_rep_of_units(scenario: Scenario, graph: UnitGraph) -> np.ndarray:
     return pd.Series(graph.unit_ids).map(owner).fillna("").to_numpy(dtype=object)
 
 
-def _pinned(scenario: Scenario, graph: UnitGraph, rep_ids: list[str], keep_home: bool
+def _pinned(team: _Team, graph: UnitGraph, rep_ids: list[str], keep_home: bool
             ) -> tuple[dict[int, int], dict[int, int], list[str]]:
     """Home units (fixed) and units holding locked accounts (locked), as unit → territory (rep order)."""
     notes: list[str] = []
-    reps = _reps(scenario).set_index("rep_id").loc[rep_ids]
+    reps = team.reps.set_index("rep_id").loc[rep_ids]
     fixed: dict[int, int] = {}
     if keep_home:
         homes = _nearest_unit(graph, reps["lat"].to_numpy(dtype=float), reps["lon"].to_numpy(dtype=float))
@@ -114,13 +181,19 @@ def _pinned(scenario: Scenario, graph: UnitGraph, rep_ids: list[str], keep_home:
                 continue
             fixed[unit] = territory
     locked: dict[int, int] = {}
-    units = scenario.geo_units
+    units = team.scenario.geo_units
     if units is not None and "locked" in units:
-        owner = _current_rep_of_units(scenario, graph)
+        owner = _current_rep_of_units(team, graph)
         rep_position = {rep: i for i, rep in enumerate(rep_ids)}
         for unit in np.flatnonzero(units["locked"].fillna(False).astype(bool).to_numpy()).tolist():
+            if owner[unit] == "":
+                if team.segment == ALL:
+                    raise TercapError(f"geo unit {graph.unit_ids[unit]} is locked but no rep owns accounts there "
+                                      "today")
+                continue  # none of this segment's accounts there: nothing of this segment to lock
             if owner[unit] not in rep_position:
-                raise TercapError(f"geo unit {graph.unit_ids[unit]} is locked but no rep owns accounts there today")
+                raise TercapError(f"geo unit {graph.unit_ids[unit]} is locked to {owner[unit]}, who is not an "
+                                  "active rep" + ("" if team.segment == ALL else f" of segment {team.segment}"))
             territory = rep_position[owner[unit]]
             if fixed.get(unit, territory) != territory:
                 raise TercapError(f"geo unit {graph.unit_ids[unit]} is locked to {owner[unit]} and is the home of "
@@ -135,36 +208,82 @@ def design_territories(scenario: Scenario, count: int | None = None, *, time_lim
 
     One territory per rep (territory_id = rep_id) unless `count` (or `territory.count`) says otherwise;
     then territories are T001, T002, … and reps are matched to them (home distance, continuity) when the
-    counts agree. `method`: "exact" (the MIP, around the reps' home units when they are kept),
-    "heuristic", or "auto": exact up to EXACT_MAX_UNITS units without locked units, else heuristic."""
+    counts agree. With `territory.by_segment` each segment is carved for its own reps from its own
+    accounts (the time limit is shared out by units × territories). `method`: "exact" (the MIP, around
+    the reps' home units when they are kept), "heuristic", or "auto": exact up to EXACT_MAX_UNITS units
+    without locked units, else heuristic."""
+    teams, notes = _teams(scenario)
+    count = count or _settings(scenario).count
+    if count is not None and len(teams) > 1:
+        raise TercapError(f"territory count {count} applies to one carving of every account; the scenario carves "
+                          f"each of its {len(teams)} segments for its own reps (territory.by_segment): set "
+                          "by_segment: false to give a count")
+    plans = []
+    for team in teams:
+        share = time_limit * len(team.reps) / max(sum(len(t.reps) for t in teams), 1)
+        plans.append(_design_team(team, count, time_limit=share if len(teams) > 1 else time_limit, seed=seed,
+                                  starts=starts, method=method))
+    return _combined(plans, notes)
+
+
+def _combined(plans: list[TerritoryPlan], notes: list[str]) -> TerritoryPlan:
+    """One plan of the segments' plans; violations and notes name their segment."""
+    if len(plans) == 1:
+        plan = plans[0]
+        return dataclasses.replace(plan, notes=tuple(notes) + plan.notes) if notes else plan
+
+    def named(plan: TerritoryPlan, lines: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(f"{plan.segments[0]}: {line}" for line in lines)
+
+    trade_offs = [p.trade_off.assign(segment=p.segments[0]) for p in plans if p.trade_off is not None]
+    objectives = [p.objective for p in plans]
+    bounds = [p.bound for p in plans]
+    methods = sorted({p.method for p in plans})
+    return TerritoryPlan(
+        plans[0].scenario, pd.concat([p.units for p in plans], ignore_index=True),
+        pd.concat([p.territories for p in plans], ignore_index=True), plans[0].tolerances,
+        sum(p.seconds for p in plans), tuple(line for p in plans for line in named(p, p.violations)),
+        tuple(notes) + tuple(line for p in plans for line in named(p, p.notes)),
+        pd.concat(trade_offs, ignore_index=True) if trade_offs else None, "+".join(methods),
+        sum(objectives) if None not in objectives else None,  # type: ignore[arg-type]
+        sum(bounds) if None not in bounds else None)  # type: ignore[arg-type]
+
+
+def _design_team(team: _Team, count: int | None, *, time_limit: float, seed: int, starts: int, method: str
+                 ) -> TerritoryPlan:
+    """One team's carving (see design_territories)."""
     began = time.perf_counter()
-    settings = _settings(scenario)
-    graph = unit_graph(scenario)
-    rep_ids = _reps(scenario)["rep_id"].tolist()
-    count = count or settings.count or len(rep_ids)
+    settings = _settings(team.scenario)
+    graph = unit_graph(team.scenario, team.accounts)
+    rep_ids = team.rep_ids
+    if not rep_ids:
+        raise TercapError("territory design: no active rep" + ("" if team.segment == ALL else
+                                                              f" in segment {team.segment}"))
+    count = count or len(rep_ids)
     per_rep = count == len(rep_ids)
-    fixed, locked, notes = _pinned(scenario, graph, rep_ids, settings.keep_home_units) if per_rep else ({}, {}, [])
+    fixed, locked, notes = _pinned(team, graph, rep_ids, settings.keep_home_units) if per_rep else ({}, {}, [])
     if graph.derived:
         notes.append("no adjacency table: units are adjacent along the Delaunay triangulation of their centroids")
     notes += _component_diagnosis(graph, count, dict(settings.balance))
     if method == "exact" or (method == "auto" and graph.size <= EXACT_MAX_UNITS and not locked):
-        return _exact_plan(scenario, graph, count, rep_ids, fixed, settings, began, notes, time_limit, per_rep)
+        return _exact_plan(team, graph, count, rep_ids, fixed, settings, began, notes, time_limit, per_rep)
     carve_settings = CarveSettings(count=count, tolerances=dict(settings.balance), compactness=settings.compactness,
                                    starts=starts, time_limit=time_limit, seed=seed)
     try:
         carving = carve(graph, carve_settings, fixed, locked)
     except ValueError as exc:
-        raise TercapError(f"territory design: {exc}") from exc
+        where = "" if team.segment == ALL else f" of segment {team.segment}"
+        raise TercapError(f"territory design{where}: {exc}") from exc
     if per_rep:
         names = rep_ids
-        reps_of = _match_reps(scenario, graph, carving.territory, rep_ids) if not fixed else list(rep_ids)
+        reps_of = _match_reps(team, graph, carving.territory, rep_ids) if not fixed else list(rep_ids)
     else:
         names = [f"T{t + 1:03d}" for t in range(count)]
         reps_of = [""] * count
-    return _plan(scenario, graph, carving.territory, names, reps_of, {**locked, **fixed}, settings, began, notes)
+    return _plan(team, graph, carving.territory, names, reps_of, {**locked, **fixed}, settings, began, notes)
 
 
-def _exact_plan(scenario: Scenario, graph: UnitGraph, count: int, rep_ids: list[str], fixed: dict[int, int],
+def _exact_plan(team: _Team, graph: UnitGraph, count: int, rep_ids: list[str], fixed: dict[int, int],
                 settings: Territory, began: float, notes: list[str], time_limit: float, per_rep: bool
                 ) -> TerritoryPlan:
     """The exact model's plan: around the home units when every rep keeps one, else free centres."""
@@ -193,13 +312,13 @@ def _exact_plan(scenario: Scenario, graph: UnitGraph, count: int, rep_ids: list[
         names, reps_of = rep_ids, rep_ids
     elif per_rep:
         names = rep_ids
-        reps_of = _match_reps(scenario, graph, territory, rep_ids)
+        reps_of = _match_reps(team, graph, territory, rep_ids)
     else:
         names, reps_of = [f"T{t + 1:03d}" for t in range(count)], [""] * count
     gap = result.gap
     notes.append(f"exact model: {result.status.value} ({result.solver_status}), objective {result.objective:.6g}, "
                  f"bound {result.bound:.6g}" + (f", gap {gap:.2%}" if gap is not None else ""))
-    plan = _plan(scenario, graph, territory, names, reps_of, fixed if homes is not None else {}, settings, began,
+    plan = _plan(team, graph, territory, names, reps_of, fixed if homes is not None else {}, settings, began,
                  notes)
     return dataclasses.replace(plan, method="exact", objective=result.objective, bound=result.bound)
 
@@ -226,10 +345,10 @@ def _component_diagnosis(graph: UnitGraph, count: int, tolerances: dict[str, flo
     return lines
 
 
-def _match_reps(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str]) -> list[str]:
+def _match_reps(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str]) -> list[str]:
     """Rep per territory by a linear assignment: distance from home to the territory's workload centre,
     less a credit for the workload the rep already owns there."""
-    reps = _reps(scenario).set_index("rep_id").loc[rep_ids]
+    reps = team.reps.set_index("rep_id").loc[rep_ids]
     count = len(rep_ids)
     weight = graph.measures["workload"] + 1e-9
     centre = np.zeros((count, 2))
@@ -237,7 +356,7 @@ def _match_reps(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, rep
     centre /= np.maximum(np.bincount(territory, weight, minlength=count), 1e-12)[:, None]
     home = graph.project(reps["lat"].to_numpy(dtype=float), reps["lon"].to_numpy(dtype=float))
     distance = np.linalg.norm(home[:, None, :] - centre[None, :, :], axis=2)
-    owner = _current_rep_of_units(scenario, graph)
+    owner = _current_rep_of_units(team, graph)
     kept = np.zeros((count, count))
     for r, rep in enumerate(rep_ids):
         np.add.at(kept[r], territory[owner == rep], weight[owner == rep])
@@ -254,19 +373,26 @@ def rebalance_territories(scenario: Scenario, *, time_limit: float = 60.0) -> Te
     """Today's territories (each unit with the rep owning most of its workload), brought within tolerance
     by moving as few units as possible: one unit at a time, each time the boundary move that lowers the
     balance excess most while every territory stays connected. `trade_off` lists units moved against
-    the worst deviation reached."""
+    the worst deviation reached (per segment with `territory.by_segment`)."""
+    teams, notes = _teams(scenario)
+    total = max(sum(len(t.reps) for t in teams), 1)
+    return _combined([_rebalance_team(team, time_limit * len(team.reps) / total if len(teams) > 1 else time_limit)
+                      for team in teams], notes)
+
+
+def _rebalance_team(team: _Team, time_limit: float) -> TerritoryPlan:
     from tercap.territory.carve import _Search
 
     began = time.perf_counter()
-    settings = _settings(scenario)
-    graph = unit_graph(scenario)
-    rep_ids = _reps(scenario)["rep_id"].tolist()
-    owner = _current_rep_of_units(scenario, graph)
+    settings = _settings(team.scenario)
+    graph = unit_graph(team.scenario, team.accounts)
+    rep_ids = team.rep_ids
+    owner = _current_rep_of_units(team, graph)
     position = {rep: i for i, rep in enumerate(rep_ids)}
     territory = np.array([position.get(rep, -1) for rep in owner], dtype=np.int64)
     if (territory < 0).any():  # units nobody owns today: the nearest owned neighbour's territory
         territory = _fill_unowned(graph, territory)
-    fixed, locked, notes = _pinned(scenario, graph, rep_ids, settings.keep_home_units)
+    fixed, locked, notes = _pinned(team, graph, rep_ids, settings.keep_home_units)
     pinned = {**locked, **fixed}
     for unit, t in pinned.items():
         territory[unit] = t
@@ -287,9 +413,8 @@ def rebalance_territories(scenario: Scenario, *, time_limit: float = 60.0) -> Te
         moved_units.add(unit)
         curve.append((len(moved_units), _worst(search)))
     trade_off = pd.DataFrame(curve, columns=["units_moved", f"worst_{first}_deviation"])
-    plan = _plan(scenario, graph, search.territory, rep_ids, rep_ids, pinned, settings, began, notes)
-    return TerritoryPlan(plan.scenario, plan.units, plan.territories, plan.tolerances, plan.seconds,
-                         plan.violations, plan.notes, trade_off)
+    plan = _plan(team, graph, search.territory, rep_ids, rep_ids, pinned, settings, began, notes)
+    return dataclasses.replace(plan, trade_off=trade_off)
 
 
 def _worst(search: Any) -> float:
@@ -337,12 +462,13 @@ def _fill_unowned(graph: UnitGraph, territory: np.ndarray) -> np.ndarray:
     return territory
 
 
-def _plan(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, names: list[str], reps_of: list[str],
+def _plan(team: _Team, graph: UnitGraph, territory: np.ndarray, names: list[str], reps_of: list[str],
           pinned: dict[int, int], settings: Territory, began: float, notes: list[str]) -> TerritoryPlan:
-    owner = _current_rep_of_units(scenario, graph)
+    owner = _current_rep_of_units(team, graph)
     rep_of_unit = np.array(reps_of, dtype=object)[territory]
     units = pd.DataFrame({"unit_id": graph.unit_ids, "territory_id": np.array(names, dtype=object)[territory],
-                          "rep_id": rep_of_unit, "moved": (owner != "") & (owner != rep_of_unit)})
+                          "rep_id": rep_of_unit, "moved": (owner != "") & (owner != rep_of_unit),
+                          "segment": team.segment})
     count = len(names)
     measures = {m: np.bincount(territory, graph.measures[m], minlength=count) for m in ("workload", "potential",
                                                                                         "accounts")}
@@ -355,15 +481,31 @@ def _plan(scenario: Scenario, graph: UnitGraph, territory: np.ndarray, names: li
                                        / weight[members].sum()))  # workload-weighted radius, km
     edges = pd.DataFrame({"unit_a": graph.unit_ids[graph.edges[:, 0]], "unit_b": graph.unit_ids[graph.edges[:, 1]]})
     pinned_named = {str(graph.unit_ids[u]): names[t] for u, t in pinned.items()}
-    violations = check_territories(units, scenario.accounts, edges, dict(settings.balance), pinned_named)
+    violations = check_territories(units, team.accounts, edges, dict(settings.balance), pinned_named)
     broken = {line.split(" ")[1].rstrip(":") for line in violations if "not contiguous" in line}
     territories = pd.DataFrame({
         "territory_id": names, "rep_id": reps_of, "units": np.bincount(territory, minlength=count),
         "workload": measures["workload"], "potential": measures["potential"],
         "accounts": measures["accounts"].astype(int), "compactness": compactness,
-        "contiguous": [name not in broken for name in names]})
-    return TerritoryPlan(scenario.name, units, territories, dict(settings.balance), time.perf_counter() - began,
+        "contiguous": [name not in broken for name in names], "segment": team.segment})
+    return TerritoryPlan(team.scenario.name, units, territories, dict(settings.balance), time.perf_counter() - began,
                          tuple(violations), tuple(notes))
 
 
-__all__ += ["Carving", "UnitGraph"]
+def account_owners(plan: TerritoryPlan, scenario: Scenario) -> pd.Series:
+    """Per account (indexed by account_id), the rep of its unit's territory in its segment: accounts
+    follow their unit. An account in no territory (its segment has no reps) has no owner (<NA>)."""
+    accounts = _located_accounts(scenario)
+    units = plan.units
+    if set(units["segment"]) == {ALL}:
+        owner = accounts["geo_unit"].map(units.set_index("unit_id")["rep_id"])
+    else:
+        rep_of = units.set_index(["segment", "unit_id"])["rep_id"]
+        keys = pd.MultiIndex.from_arrays([accounts["segment"].astype(object), accounts["geo_unit"].astype(object)])
+        owner = pd.Series(rep_of.reindex(keys).to_numpy(), index=accounts.index)
+    owner = owner.replace("", pd.NA)
+    return pd.Series(owner.to_numpy(), index=pd.Index(accounts["account_id"], name="account_id"), name="rep_id",
+                     dtype="string")
+
+
+__all__ += ["Carving", "UnitGraph", "account_owners"]

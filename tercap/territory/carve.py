@@ -16,6 +16,9 @@
    tolerance, 0)² (zero once every territory is within tolerance), then the compactness (`distance`:
    the moment of inertia Σ w·|x − centre|² about each territory's weighted centre, kept exactly by
    running sums; `boundary`: the length of cut adjacency edges).
+   A territory boxed in by others (no single move helps) passes load along an ejection chain: units
+   move one step at a time along a shortest path of neighbouring territories from one with too much
+   to one with room, each step keeping its donor connected; a chain stays only if the excess falls.
 5. Multi-start: several seedings; the best plan (balance excess, then compactness) wins.
 Fixed and locked units never move.
 """
@@ -23,6 +26,7 @@ Fixed and locked units never move.
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -34,6 +38,7 @@ from tercap.territory.units import UnitGraph
 EXCESS_TOLERANCE = 1e-12  # balance excess below this counts as none
 BISECT_ATTEMPTS = 40  # random spanning trees tried per cut before the part gives up
 BISECT_RESTARTS = 25  # fresh starts of a component's cuts before region growing takes over
+CHAIN_SHARES = (1.0, 0.5, 0.25, 0.1)  # of the room at a chain's ends, tried in turn as its size
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ def carve(graph: UnitGraph, settings: CarveSettings, fixed: dict[int, int] | Non
             territory = _grow(graph, _seeds(graph, settings, pinned, rng), settings, pinned)
         search = _Search(graph, settings, territory, set(pinned))
         passes = search.run(deadline, settings.max_passes)
+        while search.excess() > EXCESS_TOLERANCE and time.perf_counter() < deadline and search.chain(deadline):
+            passes += search.run(deadline, settings.max_passes)  # boxed in: pass load along a chain, then polish
         result = Carving(search.territory.copy(), search.excess(), search.compactness(), passes, start + 1)
         if best is None or (result.excess, result.compactness) < (best.excess - EXCESS_TOLERANCE, best.compactness):
             best = result
@@ -392,6 +399,143 @@ class _Search:
             array[taker] += value
         self.S[donor] -= self.wx[unit]
         self.S[taker] += self.wx[unit]
+
+    def chain(self, deadline: float) -> bool:
+        """One ejection chain that lowers the balance excess (see the module docstring); False if none."""
+        deviation = self.load[:, 0] / self.mean[0] - 1.0
+        neighbours = self._territory_neighbours()
+        order = np.argsort(-np.abs(deviation), kind="stable")
+        for start in order.tolist():
+            if abs(deviation[start]) <= self.tolerance[0] or time.perf_counter() > deadline:
+                continue
+            giving = deviation[start] > 0  # too much: give along the path; too little: take along it
+            for path in self._paths(start, neighbours, deviation, giving):
+                if path and self._try_chain(path if giving else path[::-1]):
+                    return True
+        return False
+
+    def _territory_neighbours(self) -> list[set[int]]:
+        edges = self.g.edges
+        a, b = self.territory[edges[:, 0]], self.territory[edges[:, 1]]
+        cut = a != b
+        neighbours: list[set[int]] = [set() for _ in range(self.count)]
+        for x, y in zip(a[cut].tolist(), b[cut].tolist(), strict=True):
+            neighbours[x].add(y)
+            neighbours[y].add(x)
+        return neighbours
+
+    def _paths(self, start: int, neighbours: list[set[int]], deviation: np.ndarray, giving: bool,
+               most: int = 6) -> list[list[int]]:
+        """Shortest territory paths from `start` to the nearest territories on the other side of the mean."""
+        parent = {start: -1}
+        queue = [start]
+        found = []
+        for t in queue:
+            if t != start and (deviation[t] < 0 if giving else deviation[t] > 0):
+                path = [t]
+                while parent[path[-1]] >= 0:
+                    path.append(parent[path[-1]])
+                found.append(path[::-1])
+                if len(found) >= most:
+                    break
+                continue  # a path ends at the first territory with room
+            for other in sorted(neighbours[t]):
+                if other not in parent:
+                    parent[other] = t
+                    queue.append(other)
+        return found
+
+    def _try_chain(self, path: list[int]) -> bool:
+        """Pass units along each step of `path` (donor → taker), sized to the end's room; undone unless
+        the balance excess falls."""
+        first, last = path[0], path[-1]
+        room = min(self.load[first, 0] - self.mean[0], self.mean[0] - self.load[last, 0])
+        before = self.excess()
+        for share in CHAIN_SHARES if room > 0 else ():
+            amount = share * room
+            done: list[tuple[list[int], int, int]] = []
+            for donor, taker in itertools.pairwise(path):
+                branch = self._branch_to_pass(donor, taker, amount)
+                if not branch:
+                    break
+                for unit in branch:
+                    self._move(unit, donor, taker)
+                done.append((branch, donor, taker))
+                amount = float(self.values[branch, 0].sum())  # what the next step passes on: what came in
+            if len(done) == len(path) - 1 and self.excess() < before - EXCESS_TOLERANCE:
+                return True
+            for branch, donor, taker in reversed(done):
+                for unit in branch:
+                    self._move(unit, taker, donor)
+        return False
+
+    def _branch_to_pass(self, donor: int, taker: int, amount: float, seeds: int = 8) -> list[int]:
+        """Units of the donor to hand to `taker`, holding about `amount` of the first measure: a connected
+        piece grown from a unit next to the taker (nearest the taker's centre first), with whatever of the
+        donor would hang on the piece alone; the best of a few seeds (empty: none can go)."""
+        if self.size[donor] <= 1:
+            return []
+        edges = self.g.edges
+        a, b = edges[:, 0], edges[:, 1]
+        ta, tb = self.territory[a], self.territory[b]
+        units = np.unique(np.r_[a[(ta == donor) & (tb == taker)], b[(tb == donor) & (ta == taker)]])
+        units = np.array([u for u in units.tolist() if u not in self.pinned], dtype=np.int64)
+        if units.size == 0:
+            return []
+        centre = self.S[taker] / max(self.W[taker], 1e-12)
+        distance = ((self.g.xy - centre) ** 2).sum(axis=1)
+        best: list[int] = []
+        best_gap = np.inf
+        for seed in units[np.argsort(distance[units], kind="stable")][:seeds].tolist():
+            piece = self._piece(seed, donor, amount, distance)
+            if piece is None:
+                continue
+            gap = abs(float(self.values[piece, 0].sum()) - amount)
+            if gap < best_gap:
+                best, best_gap = piece, gap
+        return best
+
+    def _piece(self, seed: int, donor: int, amount: float, distance: np.ndarray) -> list[int] | None:
+        """Donor units grown from `seed` (nearest first) to about `amount`, plus the parts of the donor
+        only they joined to the rest (None: a pinned unit or the whole donor would go)."""
+        value = self.values[:, 0]
+        piece: list[int] = []
+        held = 0.0
+        seen = {seed}
+        heap = [(float(distance[seed]), seed)]
+        while heap:
+            _, unit = heapq.heappop(heap)
+            if piece and abs(held + value[unit] - amount) > abs(held - amount):
+                break  # one more unit would take the piece farther from the amount
+            piece.append(unit)
+            held += float(value[unit])
+            for other in self.lists[unit].tolist():
+                if other not in seen and self.territory[other] == donor and other not in self.pinned:
+                    seen.add(other)
+                    heapq.heappush(heap, (float(distance[other]), other))
+        inside = set(piece)
+        parts: list[list[int]] = []
+        for unit in piece:
+            for start in self.lists[unit].tolist():
+                if self.territory[start] != donor or start in inside:
+                    continue
+                part, stack = [start], [start]
+                inside.add(start)
+                while stack:
+                    v = stack.pop()
+                    for other in self.lists[v].tolist():
+                        if other not in inside and self.territory[other] == donor:
+                            inside.add(other)
+                            part.append(other)
+                            stack.append(other)
+                parts.append(part)
+        if not parts:
+            return None  # the whole donor
+        pinned = [i for i, part in enumerate(parts) if any(v in self.pinned for v in part)]
+        if len(pinned) > 1:
+            return None
+        keep = pinned[0] if pinned else int(np.argmax([value[part].sum() for part in parts]))
+        return piece + [v for i, part in enumerate(parts) if i != keep for v in part]
 
     def run(self, deadline: float, max_passes: int) -> int:
         """Passes over the boundary units in a fixed order until a pass moves nothing; returns passes."""

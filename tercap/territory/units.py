@@ -82,14 +82,15 @@ class UnitGraph:
         return rank[labels]
 
 
-def unit_graph(scenario: Scenario) -> UnitGraph:
-    """The geo units of `scenario` with the measures of the accounts in each."""
+def unit_graph(scenario: Scenario, accounts: pd.DataFrame | None = None) -> UnitGraph:
+    """The geo units of `scenario` with the measures of its accounts in each (or of `accounts`, e.g. one
+    segment's)."""
     units = scenario.geo_units
     if units is None or units.empty:
         raise TercapError("territory design needs a geo_units table (units with centroids)")
     unit_ids = units["unit_id"].to_numpy(dtype=object)
     index = pd.Index(unit_ids)
-    accounts = scenario.accounts
+    accounts = scenario.accounts if accounts is None else accounts
     position = index.get_indexer(accounts["geo_unit"].astype(object).fillna(""))
     placed = position >= 0
     measures = {

@@ -3,6 +3,8 @@ pinned units, components, derived adjacency."""
 
 from __future__ import annotations
 
+import time
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -104,3 +106,23 @@ def test_an_island_whose_territories_cannot_balance_is_diagnosed():
     lines = _component_diagnosis(graph, 3, {"workload": 0.05})
     assert len(lines) == 2 and "not connected to the rest" in lines[0] and "declare an adjacency link" in lines[0]
     assert _component_diagnosis(graph, 4, {"workload": 0.05}) == []
+
+
+def test_ejection_chains_keep_territories_connected_pins_held_and_lower_the_excess():
+    from tercap.territory.carve import _grow, _Search
+
+    graph = grid_graph(15, 15, seed=5)
+    settings = CarveSettings(count=6, tolerances={"workload": 0.02})
+    pinned = {0: 0, 14: 1, 112: 2, 210: 3, 224: 4, 7: 5}
+    search = _Search(graph, settings, _grow(graph, {t: u for u, t in pinned.items()}, settings, pinned),
+                     set(pinned))
+    chains = 0
+    excess = search.excess()
+    while chains < 30 and search.chain(time.perf_counter() + 10):
+        chains += 1
+        assert search.excess() < excess
+        excess = search.excess()
+        assert all(search.territory[u] == t for u, t in pinned.items())
+        assert check_territories(*frames(graph, search.territory), {}) == []  # every territory contiguous
+        assert np.allclose(search.load[:, 0], np.bincount(search.territory, graph.measures["workload"], 6))
+    assert chains > 0, "the grown plan was already balanced: no chain tested"

@@ -79,10 +79,10 @@ def test_cli_territories_writes_the_tables_and_the_map(tmp_path: Path, capsys):
     assert code == 0, capsys.readouterr().err
     folder = tmp_path / "run" / "territory"
     units = pd.read_csv(folder / "units.csv")
-    assert list(units.columns) == ["unit_id", "territory_id", "rep_id", "moved"]
+    assert list(units.columns) == ["unit_id", "territory_id", "rep_id", "moved", "segment"]
     territories = pd.read_csv(folder / "territories.csv")
     assert list(territories.columns) == ["territory_id", "rep_id", "units", "workload", "potential", "accounts",
-                                         "compactness", "contiguous"]
+                                         "compactness", "contiguous", "segment"]
     assert (folder / "map.png").stat().st_size > 10_000
     assert "all contiguous" in capsys.readouterr().out
 
@@ -96,3 +96,46 @@ def test_a_small_map_is_carved_exactly_around_the_homes(tmp_path: Path):
     assert [units.loc[u, "rep_id"] for u in ("U0202", "U0502", "U0205", "U0505")] == ["R1", "R2", "R3", "R4"]
     heuristic = design_territories(scenario, time_limit=20, method="heuristic")
     assert heuristic.method == "heuristic" and heuristic.territories["contiguous"].all()
+
+
+def write_two_segments(folder: Path) -> Path:
+    """The grid with an enterprise account beside every SMB account (heavier in the north-east) and two
+    enterprise reps besides the four SMB reps."""
+    path = write_grid(folder)
+    accounts = pd.read_csv(folder / "accounts.csv")
+    i, j = accounts["geo_unit"].str[1:3].astype(int), accounts["geo_unit"].str[3:5].astype(int)
+    enterprise = accounts.assign(account_id="E" + accounts["account_id"].str[1:], segment="enterprise",
+                                 workload_hours=(40 + 10 * i + 5 * j).astype(float), potential=90000,
+                                 current_owner=np.where(j < 6, "E1", "E2"))
+    pd.concat([accounts, enterprise]).to_csv(folder / "accounts.csv", index=False)
+    reps = pd.read_csv(folder / "reps.csv")
+    extra = pd.DataFrame([("E1", 40.5, -89.7, "enterprise"), ("E2", 40.5, -89.1, "enterprise")],
+                         columns=["rep_id", "lat", "lon", "segment"])
+    pd.concat([reps, extra]).to_csv(folder / "reps.csv", index=False)
+    return path
+
+
+def test_each_segment_is_carved_for_its_own_reps_from_its_own_accounts(tmp_path: Path):
+    from tercap.territory import account_owners
+
+    scenario = tercap.load(write_two_segments(tmp_path))
+    plan = design_territories(scenario, time_limit=20, method="heuristic")
+    assert plan.segments == ["enterprise", "smb"] and plan.balanced
+    territories = plan.territories.set_index("territory_id")
+    assert territories.loc[["E1", "E2"], "segment"].eq("enterprise").all()
+    assert territories.loc[["R1", "R2", "R3", "R4"], "segment"].eq("smb").all()
+    accounts = scenario.accounts
+    for segment, reps in (("enterprise", ["E1", "E2"]), ("smb", ["R1", "R2", "R3", "R4"])):
+        units = plan.units[plan.units["segment"] == segment]
+        assert len(units) == SIDE * SIDE and set(units["rep_id"]) == set(reps)
+        load = accounts[accounts["segment"] == segment].groupby(
+            accounts["geo_unit"].map(units.set_index("unit_id")["territory_id"]))["workload_hours"].sum()
+        assert np.allclose(load.to_numpy(), territories.loc[load.index, "workload"].to_numpy())
+        assert (load / load.mean() - 1).abs().max() <= 0.03 + 1e-9  # against the segment's own mean
+    owners = account_owners(plan, scenario)
+    segment_of_rep = plan.territories.set_index("rep_id")["segment"]
+    assert owners.notna().all()
+    assert (owners.map(segment_of_rep).to_numpy() == accounts.set_index("account_id").loc[owners.index,
+                                                                                          "segment"]).all()
+    assert design_territories(scenario.replace(territory={"by_segment": False}), time_limit=20,
+                              method="heuristic").segments == ["all"]
