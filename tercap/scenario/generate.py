@@ -454,7 +454,10 @@ def _make_distinct(lat: np.ndarray, lon: np.ndarray) -> None:
 
 
 def _adjacency(rng: np.random.Generator, xy: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Delaunay edges without the long ones (> 3× median), except those of the minimum spanning tree."""
+    """Delaunay edges that are short (≤ 3× the median of all edges) or short where they are (≤ 2.5× the
+    median edge at both ends: rural units are far apart, and still neighbours), plus the minimum spanning
+    tree. The locally short edges draw their border noise from a child stream, so that adding them
+    leaves every other generated value as it was."""
     simplices = Delaunay(xy).simplices
     edges = np.concatenate([simplices[:, [0, 1]], simplices[:, [1, 2]], simplices[:, [0, 2]]])
     edges = np.unique(np.sort(edges, axis=1), axis=0)
@@ -464,13 +467,27 @@ def _adjacency(rng: np.random.Generator, xy: np.ndarray, area: np.ndarray) -> tu
     tree = tree.tocoo()
     in_tree = np.isin(edges[:, 0] * count + edges[:, 1],
                       np.minimum(tree.row, tree.col) * count + np.maximum(tree.row, tree.col))
-    keep = (length <= 3 * np.median(length)) | in_tree
-    edges, length = edges[keep], length[keep]
-    # On a hexagonal tiling the shared border is distance / √3; no border is longer than the smaller
-    # unit is wide.
-    width = np.sqrt(np.minimum(area[edges[:, 0]], area[edges[:, 1]]))
-    border = np.minimum(length / np.sqrt(3), width) * rng.lognormal(0.0, 0.2, len(edges))
-    return edges, np.maximum(np.round(border, 1), 0.1)
+    short = (length <= 3 * np.median(length)) | in_tree
+    ends, lengths = np.r_[edges[:, 0], edges[:, 1]], np.r_[length, length]
+    order = np.lexsort((lengths, ends))
+    ends, lengths = ends[order], lengths[order]
+    first, stop = np.searchsorted(ends, np.arange(count)), np.searchsorted(ends, np.arange(count), side="right")
+    local = (lengths[(first + stop - 1) // 2] + lengths[(first + stop) // 2]) / 2  # each unit's median edge
+    locally_short = ~short & (length <= 2.5 * np.minimum(local[edges[:, 0]], local[edges[:, 1]]))
+    child = rng.spawn(1)[0]  # before any draw below; spawning leaves rng's own stream untouched
+
+    def border(chosen: np.ndarray, stream: np.random.Generator) -> np.ndarray:
+        # On a hexagonal tiling the shared border is distance / √3; no border is longer than the smaller
+        # unit is wide.
+        width = np.sqrt(np.minimum(area[edges[chosen, 0]], area[edges[chosen, 1]]))
+        noise = stream.lognormal(0.0, 0.2, int(chosen.sum()))
+        return np.maximum(np.round(np.minimum(length[chosen] / np.sqrt(3), width) * noise, 1), 0.1)
+
+    borders = np.zeros(len(edges))
+    borders[short] = border(short, rng)
+    borders[locally_short] = border(locally_short, child)
+    keep = short | locally_short
+    return edges[keep], borders[keep]
 
 
 # ----------------------------------------------------------------------------------------------
