@@ -9,10 +9,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tercap.assign.check import check_assignment
+from tercap.assign.check import WIDEST, check_assignment
 from tercap.assign.compile import CompiledAssignment, compile_assignment
 from tercap.assign.diagnose import diagnose
 from tercap.assign.eligibility import nearness
+from tercap.assign.inputs import TerritoryGroups
 from tercap.assign.reach import reach_pairs
 from tercap.assign.solve import SolveOutcome, solve_compiled
 from tercap.plan import ASSIGNMENT_COLUMNS, REP_COLUMNS, Plan, SolveStats
@@ -20,7 +21,7 @@ from tercap.profiles import SolverProfile
 from tercap.scenario import Scenario
 from tercap.status import SolveStatus
 
-__all__ = ["build_plan", "compile_assignment", "plan"]
+__all__ = ["TerritoryGroups", "build_plan", "compile_assignment", "plan", "plan_of_owners"]
 
 MIN_ATTEMPT_SECONDS = 5.0  # a widened neighbourhood gets at least this long, even past the time limit
 FINISH_SHARE = 0.01  # of the time limit kept for building and checking the plan once the solver stops
@@ -35,14 +36,15 @@ def _profile(scenario: Scenario, solver: str | SolverProfile | None) -> SolverPr
 
 
 def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
-         progress: Callable[[str], None] | None = None) -> Plan:
+         progress: Callable[[str], None] | None = None, territories: TerritoryGroups | None = None) -> Plan:
     """Assign every account of `scenario` to a rep; `solver` is a profile name, path or object
-    (default: the scenario's `solver.profile`). The plan is checked by an independent checker."""
+    (default: the scenario's `solver.profile`); `territories`: each account to a rep of its own
+    territory, balanced within it. The plan is checked by an independent checker."""
     profile = _profile(scenario, solver)
     say = progress or (lambda _message: None)
     say("compiling the model")
     began = time.perf_counter()
-    compiled = compile_assignment(scenario)
+    compiled = compile_assignment(scenario, territories=territories)
     rules = scenario.settings.assignment.eligibility
     while True:
         say(f"solving: {compiled.num_pairs:,} eligible pairs, {compiled.model.num_rows:,} constraints "
@@ -56,10 +58,10 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
             if reach[0].size:
                 say(f"no plan among the {nearest} nearest reps: {np.unique(reach[0]).size:,} accounts may also go "
                     "to farther reps where the balance bands need it")
-                compiled = compile_assignment(scenario, compiled.widening, reach)
+                compiled = compile_assignment(scenario, compiled.widening, reach, territories=territories)
                 continue
         say(f"no plan among the {nearest} nearest reps: widening the neighbourhoods")
-        compiled = compile_assignment(scenario, compiled.widening + 1, compiled.reach)
+        compiled = compile_assignment(scenario, compiled.widening + 1, compiled.reach, territories=territories)
     diagnosis: tuple[str, ...] = ()
     if not outcome.status.has_plan:
         say("diagnosing")
@@ -69,10 +71,30 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
         say("checking every hard constraint")
         reached = _reached_pairs(compiled, outcome.chosen)
         violations = tuple(check_assignment(scenario, result.assignments[["account_id", "rep_id"]],
-                                            compiled.widening, reached=reached))
+                                            compiled.widening, reached=reached, territories=territories))
         if violations:
             result = dataclasses.replace(result, violations=violations)
     return result
+
+
+def plan_of_owners(scenario: Scenario, owners: pd.Series, strategy: str, solver: str | SolverProfile | None = None
+                   ) -> tuple[Plan, tuple[str, ...]]:
+    """The Plan of an owner per account made elsewhere (rep_id by account_id, e.g. accounts following
+    their territory), with its figures and objective terms under the scenario's model; and the rules of
+    the assignment model it breaks, in the independent checker's words (nearness aside: the owners
+    replace it). Nothing is solved, so there is no bound: status `feasible`, solver status says so."""
+    began = time.perf_counter()
+    profile = _profile(scenario, solver)
+    compiled = compile_assignment(scenario, owners=owners)
+    chosen = np.full(compiled.inputs.num_accounts, -1, dtype=np.int64)
+    chosen[compiled.pairs.account] = np.arange(compiled.num_pairs)
+    x = compiled.solution_from(chosen)
+    outcome = SolveOutcome(chosen=chosen, status=SolveStatus.FEASIBLE, objective=compiled.model.objective(x),
+                           bound=None, seconds=time.perf_counter() - began, backend="none", strategy=strategy,
+                           solver_status=f"not solved: the owners come from {strategy}")
+    result = build_plan(scenario, compiled, outcome, profile)
+    broken = check_assignment(scenario, result.assignments[["account_id", "rep_id"]], widening=WIDEST + 1)
+    return result, tuple(broken)
 
 
 def _reached_pairs(compiled: CompiledAssignment, chosen: np.ndarray | None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from tercap.assign.inputs import TerritoryGroups
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import period_capacity_hours
 
@@ -62,13 +63,14 @@ def _pair_overrides(scenario: Scenario, accounts: pd.Index, reps: np.ndarray) ->
 
 
 def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: int = 0, *,
-                     reached: pd.DataFrame | None = None) -> list[str]:
+                     reached: pd.DataFrame | None = None, territories: TerritoryGroups | None = None) -> list[str]:
     """Every hard constraint that `assignments` (account_id, rep_id) breaks, in words.
 
     `widening` is how often the engine doubled the k-nearest neighbourhoods (k × 2^w reps, fill × 2^w
     accounts). `reached` (account_id, rep_id) lists pairs the engine declares it gave beyond the nearness
     rule, to keep the balance bands feasible: an account assigned to such a pair is spared the nearness
-    rule, and only that rule.
+    rule, and only that rule. `territories`: every account must go to a rep of its own territory, and
+    the nearness rule and balance bands hold among each territory's reps.
     """
     settings = scenario.settings
     rules = settings.assignment.eligibility
@@ -94,6 +96,12 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
         return problems
 
     frame = accounts.assign(rep=given.reindex(accounts.index))
+    # the pools reps share balance bands and nearness in: segments (or everyone), inside territories
+    frame["pool"] = frame["segment"].astype(str) if rules.segment_match else "all"
+    team["pool"] = team["segment"].astype(str) if rules.segment_match else "all"
+    if territories is not None:
+        frame["pool"] += " in " + frame.index.to_series().map(territories.accounts).fillna("no territory")
+        team["pool"] += " in " + team.index.to_series().map(territories.reps).fillna("no territory")
     assigned = frame[frame["rep"].notna()].copy()
     reps_of = team.loc[assigned["rep"]]
     owner = frame["current_owner"]
@@ -126,6 +134,14 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
         rep = assigned.at[account, "rep"]
         problems.append(f"eligibility: {account} needs {assigned.at[account, 'need']:g} years of experience; "
                         f"{rep} has {team.at[rep, 'experience_years']:g}")
+    if territories is not None:
+        mine = assigned.index.to_series().map(territories.accounts).to_numpy(dtype=object)
+        theirs = assigned["rep"].map(territories.reps).to_numpy(dtype=object)
+        outside = ~assigned["locked"].to_numpy(dtype=bool) & (mine != theirs)
+        for account in assigned.index[outside][:MAX_MESSAGES]:
+            rep = assigned.at[account, "rep"]
+            problems.append(f"territory: {account} (territory {territories.accounts.get(account)}) goes to {rep} "
+                            f"of territory {territories.reps.get(rep)}")
     if rules.segment_match:
         wrong = rule_checked & (reps_of["segment"].to_numpy() != assigned["segment"].to_numpy())
         for account in assigned.index[wrong][:MAX_MESSAGES]:
@@ -143,7 +159,7 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
         near_checked = rule_checked
         if reached is not None and len(reached):
             near_checked = rule_checked & (_pair_positions(reached, accounts_given, reps_given) < 0)
-        problems += _check_nearness(frame, team, assigned, near_checked, need, distance, rules.segment_match,
+        problems += _check_nearness(frame, team, assigned, near_checked, need, distance,
                                     rules.nearest_reps * 2**widening, 2.0 * 2**widening)
 
     workload = assigned["workload_hours"].to_numpy() * share
@@ -160,23 +176,21 @@ def check_assignment(scenario: Scenario, assignments: pd.DataFrame, widening: in
 
     if settings.assignment.mode == "balanced" and settings.assignment.balance.hard:
         def can_carry_one(rep: str, top_hours: float) -> bool:
-            return _can_carry_one(scenario, frame, team, rep, top_hours, widening)
+            return _can_carry_one(scenario, frame, team, rep, top_hours, widening, territories is not None)
         problems += _check_bands(scenario, frame, team, assigned, load, can_carry_one)
     problems += _check_moves(scenario, frame)
     return problems
 
 
 def _check_nearness(frame: pd.DataFrame, team: pd.DataFrame, assigned: pd.DataFrame, checked: np.ndarray,
-                    need: np.ndarray, distance: np.ndarray, segment_match: bool, k: int,
-                    fill_factor: float) -> list[str]:
+                    need: np.ndarray, distance: np.ndarray, k: int, fill_factor: float) -> list[str]:
     """The rep is among the account's k nearest eligible reps, or the account among the rep's nearest.
 
-    Accounts are taken a class (segment, need) at a time: an account fails the first test when the k-th
+    Accounts are taken a class (pool, need) at a time: an account fails the first test when the k-th
     nearest rep of its pool is nearer than its own rep, and the second when the rep's fill-th nearest
     account of the class is nearer than this one.
     """
-    segment = frame["segment"] if segment_match else pd.Series("", index=frame.index)
-    class_of = frame.groupby([segment, frame["need"]], dropna=False, sort=False).ngroup().to_numpy()
+    class_of = frame.groupby([frame["pool"], frame["need"]], dropna=False, sort=False).ngroup().to_numpy()
     position = frame.index.get_indexer(assigned.index)
     assigned_class = class_of[position]
     rep_position = team.index.get_indexer(assigned["rep"])
@@ -190,8 +204,7 @@ def _check_nearness(frame: pd.DataFrame, team: pd.DataFrame, assigned: pd.DataFr
         rows = np.flatnonzero(todo & (assigned_class == group))
         members = np.flatnonzero(class_of == group)
         pool = active[active["experience_years"] >= need[rows[0]] - TOLERANCE]
-        if segment_match:
-            pool = pool[pool["segment"] == frame["segment"].iloc[members[0]]]
+        pool = pool[pool["pool"] == frame["pool"].iloc[members[0]]]
         if len(pool) <= k:
             continue
         kth_rep = _kth_nearest_km(pool["lat"].to_numpy(dtype=float), pool["lon"].to_numpy(dtype=float),
@@ -231,11 +244,11 @@ def _kth_nearest_km(lat: np.ndarray, lon: np.ndarray, target_lat: np.ndarray, ta
 
 
 def _can_carry_one(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, rep: str, top_hours: float,
-                   widening: int) -> bool:
+                   widening: int, by_territory: bool = False) -> bool:
     """Whether some account that `rep` may take has at most `top_hours` of work in the period.
 
     `frame` holds every account with its experience `need`; eligibility is judged by this module's own
-    rules (owner, pairs table, lock, segment, experience, distance, nearness).
+    rules (owner, pairs table, lock, segment and territory, experience, distance, nearness).
     """
     settings = scenario.settings
     rules = settings.assignment.eligibility
@@ -244,14 +257,15 @@ def _can_carry_one(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, 
     hours = np.where(np.isnan(override), frame["workload_hours"].to_numpy(dtype=float), override) * share
     owner = frame["current_owner"]
     is_owner = owner.eq(rep).fillna(False).to_numpy(dtype=bool)
+    if by_territory:  # inside territories, today's owner keeps only the accounts of the rep's territory
+        is_owner &= frame["pool"].to_numpy() == team.at[rep, "pool"]
     locked_away = frame["locked"].to_numpy(dtype=bool) & ~is_owner
     fits = (hours <= top_hours * (1 + TOLERANCE) + TOLERANCE) & ~locked_away & ~(banned & ~is_owner)
     if (fits & (is_owner | forced)).any():
         return True
     ruled = fits & ~is_owner & ~forced
     ruled &= frame["need"].to_numpy() <= team.at[rep, "experience_years"] + TOLERANCE
-    if rules.segment_match:
-        ruled &= frame["segment"].to_numpy() == team.at[rep, "segment"]
+    ruled &= frame["pool"].to_numpy() == team.at[rep, "pool"]  # segment (and territory) of the rep
     lat, lon = frame["lat"].to_numpy(dtype=float), frame["lon"].to_numpy(dtype=float)
     distance = _km(lat, lon, float(team.at[rep, "lat"]), float(team.at[rep, "lon"]))
     if rules.max_distance_km is not None:
@@ -261,15 +275,13 @@ def _can_carry_one(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, 
     # nearness, as _check_nearness judges it: rep among the account's k nearest of its pool, or the account
     # among the rep's fill nearest of its class
     k, fill_factor = rules.nearest_reps * 2**widening, 2.0 * 2**widening
-    segment = frame["segment"] if rules.segment_match else pd.Series("", index=frame.index)
-    class_of = frame.groupby([segment, frame["need"]], dropna=False, sort=False).ngroup().to_numpy()
+    class_of = frame.groupby([frame["pool"], frame["need"]], dropna=False, sort=False).ngroup().to_numpy()
     active = team[team["capacity"] > 0]
     for group in np.unique(class_of[ruled]):
         rows = np.flatnonzero(ruled & (class_of == group))
         members = np.flatnonzero(class_of == group)
         pool = active[active["experience_years"] >= frame["need"].iat[rows[0]] - TOLERANCE]
-        if rules.segment_match:
-            pool = pool[pool["segment"] == frame["segment"].iat[rows[0]]]
+        pool = pool[pool["pool"] == frame["pool"].iat[rows[0]]]
         if len(pool) <= k or not np.isfinite(distance[rows]).all():
             return True
         kth_rep = _kth_nearest_km(pool["lat"].to_numpy(dtype=float), pool["lon"].to_numpy(dtype=float),
@@ -289,10 +301,9 @@ def _check_bands(scenario: Scenario, frame: pd.DataFrame, team: pd.DataFrame, as
     settings = scenario.settings
     balance = settings.assignment.balance
     share = settings.period.months / 12
-    group_of = (lambda s: s) if settings.assignment.eligibility.segment_match else (lambda s: "all")
     active = team[team["capacity"] > 0]
-    rep_group = active["segment"].map(group_of)
-    account_group = frame["segment"].map(group_of)
+    rep_group = active["pool"]
+    account_group = frame["pool"]
     assignable = account_group.isin(set(rep_group)) | frame["rep"].notna()
     work = (frame.loc[assignable, "workload_hours"] * share).groupby(account_group[assignable]).sum()
     capacity = active["capacity"].groupby(rep_group).sum()

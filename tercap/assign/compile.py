@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
-from tercap.assign.eligibility import Pairs, eligible_pairs, required_experience
-from tercap.assign.inputs import AssignmentInputs, read_inputs
+from tercap.assign.eligibility import Pairs, eligible_pairs, pairs_of, required_experience
+from tercap.assign.inputs import AssignmentInputs, TerritoryGroups, read_inputs
 from tercap.model import INF, LinearModel, RowBuilder
 from tercap.scenario import Scenario
 
@@ -103,12 +104,22 @@ class CompiledAssignment:
 
 
 def compile_assignment(scenario: Scenario, widening: int = 0,
-                       reach: tuple[np.ndarray, np.ndarray] | None = None) -> CompiledAssignment:
+                       reach: tuple[np.ndarray, np.ndarray] | None = None,
+                       owners: pd.Series | None = None, territories: TerritoryGroups | None = None
+                       ) -> CompiledAssignment:
     """Compile `scenario` (mode balanced or cost) into a LinearModel; `widening` enlarges the
-    k-nearest neighbourhoods (see eligibility.nearness); `reach` adds (account, rep) pairs beyond them."""
+    k-nearest neighbourhoods (see eligibility.nearness); `reach` adds (account, rep) pairs beyond them.
+    `owners` (rep_id by account_id) replaces eligibility with one given pair per account (none where
+    the owner is missing or not an active rep): the model of a plan made elsewhere, e.g. by territories.
+    `territories`: accounts go to reps of their own territory, balanced within it."""
     settings = scenario.settings.assignment
-    inputs = read_inputs(scenario)
-    pairs = eligible_pairs(inputs, settings.eligibility, scenario.pairs, widening, reach)
+    inputs = read_inputs(scenario, territories)
+    if owners is None:
+        pairs = eligible_pairs(inputs, settings.eligibility, scenario.pairs, widening, reach)
+    else:
+        rep = pd.Index(inputs.rep_ids).get_indexer(owners.reindex(inputs.account_ids).astype(object))
+        given = np.flatnonzero(rep >= 0)
+        pairs = pairs_of(inputs, given * inputs.num_reps + rep[given], scenario.pairs)
     if settings.mode == "cost":
         compiled = _compile_cost(inputs, pairs, settings.weights.unassigned_penalty)
     else:

@@ -119,6 +119,8 @@ def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd
 
     owned = np.flatnonzero(inputs.account_owner >= 0)
     keep_owner = owned[inputs.rep_capacity[inputs.account_owner[owned]] > 0]
+    if inputs.by_territory:  # inside territories, today's owner stays eligible only within the territory
+        keep_owner = keep_owner[inputs.rep_group[inputs.account_owner[keep_owner]] == inputs.account_group[keep_owner]]
     extra_accounts, extra_reps = [keep_owner], [inputs.account_owner[keep_owner]]
     banned = np.zeros(0, dtype=np.int64)
     if pairs_table is not None:
@@ -136,6 +138,14 @@ def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd
     locked_key = locked * num_reps + inputs.account_owner[locked]
     key = np.union1d(key[~np.isin(key // num_reps, locked)], locked_key)
 
+    return pairs_of(inputs, key, pairs_table, reached=~(np.isin(key, ruled) | np.isin(key, locked_key)))
+
+
+def pairs_of(inputs: AssignmentInputs, key: np.ndarray, pairs_table: pd.DataFrame | None,
+             reached: np.ndarray | None = None) -> Pairs:
+    """The pairs of the sorted keys account × num_reps + rep, with their distance, workload and travel
+    (the pairs table's overrides applied); `reached`: which came from reach (default: none)."""
+    num_reps = inputs.num_reps
     account, rep = key // num_reps, key % num_reps
     distance = haversine_km(inputs.account_lat[account], inputs.account_lon[account], inputs.rep_lat[rep],
                             inputs.rep_lon[rep])
@@ -153,4 +163,4 @@ def eligible_pairs(inputs: AssignmentInputs, rules: Eligibility, pairs_table: pd
         given_cost = present & ~np.isnan(cost)
         travel[position[given_cost]] = cost[given_cost]
     return Pairs(account=account, rep=rep, workload=workload, distance_km=distance, travel=travel,
-                 reached=~(np.isin(key, ruled) | np.isin(key, locked_key)))
+                 reached=np.zeros(len(key), dtype=bool) if reached is None else reached)

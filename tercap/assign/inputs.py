@@ -56,6 +56,7 @@ class AssignmentInputs:
     rep_share_weight: np.ndarray  # relative potential a rep is expected to carry
     group_names: tuple[str, ...]
     period_share: float  # the period's length in years: annual figures × this = the period's
+    by_territory: bool = False  # groups are (segment, territory): a current owner outside it is not eligible
 
     @property
     def num_accounts(self) -> int:
@@ -66,8 +67,18 @@ class AssignmentInputs:
         return len(self.rep_ids)
 
 
-def read_inputs(scenario: Scenario) -> AssignmentInputs:
-    """The arrays of `scenario` that assignment needs."""
+@dataclass(frozen=True, eq=False)
+class TerritoryGroups:
+    """Accounts and reps by territory (territory_id by account_id and by rep_id): assignment inside
+    each territory, among its own reps."""
+
+    accounts: pd.Series
+    reps: pd.Series
+
+
+def read_inputs(scenario: Scenario, territories: TerritoryGroups | None = None) -> AssignmentInputs:
+    """The arrays of `scenario` that assignment needs; with `territories`, the balance and eligibility
+    groups are (segment, territory) instead of segments."""
     settings = scenario.settings
     share_of_year = settings.period.months / 12
     accounts = scenario.accounts
@@ -91,12 +102,15 @@ def read_inputs(scenario: Scenario) -> AssignmentInputs:
     knows[rep_rows, [industry_code[i] for cell in reps["industries"] for i in cell]] = True
 
     segment_match = settings.assignment.eligibility.segment_match
-    group_names = tuple(sorted(set(reps["segment"]) | set(accounts["segment"]))) if segment_match else ("all",)
+    account_key = accounts["segment"].astype(str) if segment_match else pd.Series("all", index=accounts.index)
+    rep_key = reps["segment"].astype(str) if segment_match else pd.Series("all", index=reps.index)
+    if territories is not None:
+        account_key = account_key + " in " + accounts["account_id"].map(territories.accounts).fillna("no territory")
+        rep_key = rep_key + " in " + reps["rep_id"].map(territories.reps).fillna("no territory")
+    group_names = tuple(sorted(set(rep_key) | set(account_key)))
     group_of = {name: i for i, name in enumerate(group_names)}
-    account_group = (accounts["segment"].map(group_of).to_numpy(dtype=np.int64) if segment_match
-                     else np.zeros(len(accounts), dtype=np.int64))
-    rep_group = (reps["segment"].map(group_of).to_numpy(dtype=np.int64) if segment_match
-                 else np.zeros(len(reps), dtype=np.int64))
+    account_group = account_key.map(group_of).to_numpy(dtype=np.int64)
+    rep_group = rep_key.map(group_of).to_numpy(dtype=np.int64)
     max_accounts = reps["max_accounts"] if "max_accounts" in reps else pd.Series(pd.NA, index=reps.index)
     experience = reps["experience_years"].to_numpy(dtype=float)
 
@@ -127,4 +141,5 @@ def read_inputs(scenario: Scenario) -> AssignmentInputs:
         rep_share_weight=share_weight,
         group_names=group_names,
         period_share=share_of_year,
+        by_territory=territories is not None,
     )
