@@ -176,7 +176,9 @@ def plan_command(
         target = out_dir or Path("runs") / scenario.name
         status.update("writing the run folder, report.html and plan.xlsx …")
         report = write_run(run, target)
-    _print_plan(run.plan, run.steps[0][1], None)
+    if run.territories is not None:
+        _print_territories(run.territories, dict(run.steps)["territories"])
+    _print_plan(run.plan, dict(run.steps)["assignment"], None)
     _print_run(run)
     for note in run.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -196,7 +198,7 @@ def territories_command(
 ) -> None:
     """Carve the geo units into contiguous, balanced, compact territories (or rebalance today's) and write
     territory/units.csv, territories.csv and map.png."""
-    from tercap.plotting import territory_maps
+    from tercap.report import write_territories
     from tercap.runfolder import run_folder
     from tercap.territory import design_territories, rebalance_territories
 
@@ -207,26 +209,31 @@ def territories_command(
             design_territories(scenario, count, time_limit=time_limit)
     target = out_dir or Path("runs") / scenario.name
     with run_folder(target) as folder:
-        folder.csv("territory/units.csv", plan.units)
-        folder.csv("territory/territories.csv", plan.territories)
-        folder.json("territory/summary.json", plan.summary())
-        if plan.trade_off is not None:
-            folder.csv("territory/trade_off.csv", plan.trade_off)
-        territory_maps(plan, scenario).savefig(folder.path("territory/map.png"), dpi=110)
+        write_territories(folder, plan, scenario)
+    _print_territories(plan, time.perf_counter() - started)
+    for line in plan.violations:
+        err.print(f"[yellow]•[/] {line}", highlight=False)
+    for note in plan.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(f"run folder: {target}/territory", highlight=False)
+
+
+def _print_territories(plan: object, seconds: float) -> None:
+    """The territory plan's balance, contiguity and moves, per segment when there are several."""
+    from tercap.territory import TerritoryPlan
+
+    assert isinstance(plan, TerritoryPlan)
     summary = plan.summary()
-    table = _table(f"Territories in {time.perf_counter() - started:.1f} s", "measure", "value")
-    table.add_row("territories", f"{summary['territories']:,} of {summary['units']:,} units")
+    segments = plan.segments
+    table = _table(f"Territories in {seconds:.1f} s", "measure", "value")
+    table.add_row("territories", f"{summary['territories']:,} of {len(plan.units['unit_id'].unique()):,} units"
+                  + (f" ({', '.join(segments)}: one map each)" if len(segments) > 1 else ""))
     for measure, value in summary["worst_deviation"].items():
         limit = plan.tolerances.get(measure)
         table.add_row(f"worst {measure} deviation", f"{value:.2%}" + (f" (tolerance ±{limit:.2%})" if limit else ""))
     table.add_row("all contiguous", "yes" if summary["all_contiguous"] else "no")
     table.add_row("units moved from today", f"{summary['units_moved']:,}")
     out.print(table)
-    for line in plan.violations:
-        err.print(f"[yellow]•[/] {line}", highlight=False)
-    for note in plan.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    out.print(f"run folder: {target}/territory", highlight=False)
 
 
 @app.command("assign")
@@ -447,9 +454,11 @@ def _print_plan(result: object, seconds: float, target: Path | None) -> None:
     assert isinstance(result, Plan)
     stats, kpis = result.stats, result.kpis
     gap = "—" if stats.gap is None else f"{stats.gap:.2%}"
+    bound = "none" if stats.bound is None else f"{stats.bound:,.2f}"
+    how = (f"{stats.backend}, {stats.profile} profile" if stats.backend != "none" else
+           f"{stats.solver_status}")
     out.print(f"[green]✓[/] plan [bold]{stats.status.value}[/] in {seconds:.1f} s: objective "
-              f"{stats.objective:,.2f}, bound {stats.bound:,.2f}, gap {gap} "
-              f"({stats.backend}, {stats.profile} profile)", highlight=False)
+              f"{stats.objective:,.2f}, bound {bound}, gap {gap} ({how})", highlight=False)
     table = _table("Plan", "measure", "value")
     rows = [("utilisation min – max", f"{kpis['utilisation_min']:.0%} – {kpis['utilisation_max']:.0%}"),
             ("utilisation CV", f"{kpis['utilisation_cv']:.3f}"),

@@ -1,8 +1,14 @@
-"""The annual planning run: assignment → simulation → quotas, in one call, with the headline figures.
+"""The annual planning run: (territories →) assignment → simulation → quotas, in one call, with the
+headline figures.
 
-`run_plan(scenario)` assigns the accounts, simulates the pipeline under the plan, and keeps the quotas
-the simulation allocated by the scenario's method (equal_probability reads the simulation; every
-method's P(attain) comes from it), so the run's quotas are the ones attainment was judged against.
+With a `territory:` section the run first designs territories (or rebalances today's) and accounts
+follow their unit's territory; the assignment engine then only evaluates that plan (its figures, its
+objective terms, and the assignment rules it breaks, as notes). With `territory.account_level` the
+engine assigns each account among its territory's reps instead, balanced within the territory.
+Without one, `run_plan(scenario)` assigns the accounts by the engine. Then it simulates the pipeline
+under the plan, and keeps the quotas the simulation allocated by the scenario's method
+(equal_probability reads the simulation; every method's P(attain) comes from it), so the run's
+quotas are the ones attainment was judged against.
 `tercap plan` writes the result as a run folder with its report (`tercap.report.write_run`).
 """
 
@@ -12,16 +18,21 @@ import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tercap.assign import plan as make_plan
+from tercap.errors import TercapError
 from tercap.plan import Plan
 from tercap.profiles import SolverProfile
 from tercap.quota import Quotas, allocate_quotas
 from tercap.scenario import Scenario
 from tercap.simulate import SimulationResult, simulate
 
+if TYPE_CHECKING:
+    from tercap.territory import TerritoryPlan
+
 AT_RISK = 0.3  # a rep whose P(attain) is below this is "at risk" in the headline
+NOTES_PER_FINDING = 5  # lines of one kind of finding shown in the notes, then a count
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +45,7 @@ class PlanningRun:
     simulation: SimulationResult | None
     steps: tuple[tuple[str, float], ...]  # (step, seconds)
     notes: tuple[str, ...] = ()
+    territories: TerritoryPlan | None = None  # when the scenario has a territory: section
 
     @property
     def complete(self) -> bool:
@@ -49,6 +61,11 @@ class PlanningRun:
             "accounts_moved": kpis.get("accounts_moved"), "accounts_moved_share": kpis.get("accounts_moved_share"),
             "potential_moved_share": kpis.get("potential_moved_share"),
             "unassigned_accounts": kpis.get("unassigned_accounts")}
+        if self.territories is not None:
+            figures.update({"territories": len(self.territories.territories),
+                            "territory_worst_deviation": self.territories.worst_deviation(),
+                            "territories_contiguous": bool(self.territories.territories["contiguous"].all()),
+                            "territory_units_moved": int(self.territories.units["moved"].sum())})
         if self.quotas is not None and self.simulation is not None:
             company = self.simulation.company()
             reps = self.simulation.reps()
@@ -68,6 +85,7 @@ class PlanningRun:
         """What the run folder's summary.json holds."""
         return {"headline": self.headline(), "steps": [{"step": s, "seconds": round(t, 3)} for s, t in self.steps],
                 "notes": list(self.notes),
+                "territories": self.territories.summary() if self.territories is not None else None,
                 "quotas": self.quotas.summary() if self.quotas is not None else None}
 
     def __repr__(self) -> str:
@@ -100,14 +118,15 @@ def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, t
     say = progress or (lambda _message: None)
     steps: list[tuple[str, float]] = []
     notes: list[str] = []
+    territories = None
     if scenario.settings.territory is not None:
-        notes.append("the scenario has a territory: section, but territory design is not built yet: accounts "
-                     "were assigned to reps directly")
-    began = time.perf_counter()
-    plan = make_plan(scenario, solver, progress=lambda message: say(f"assignment: {message}"))
-    steps.append(("assignment", time.perf_counter() - began))
+        territories, plan = _territory_plan(scenario, solver, say, steps, notes)
+    else:
+        began = time.perf_counter()
+        plan = make_plan(scenario, solver, progress=lambda message: say(f"assignment: {message}"))
+        steps.append(("assignment", time.perf_counter() - began))
     if not plan.status.has_plan or plan.violations:
-        return PlanningRun(scenario, plan, None, None, tuple(steps), tuple(notes))
+        return PlanningRun(scenario, plan, None, None, tuple(steps), tuple(notes), territories)
 
     began = time.perf_counter()
     say("simulation: drawing the pipeline's trials")
@@ -120,4 +139,53 @@ def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, t
     quotas = simulation.allocation if simulation.allocation is not None else allocate_quotas(scenario, plan,
                                                                                             simulation)
     steps.append(("quotas", time.perf_counter() - began))
-    return PlanningRun(scenario, plan, quotas, simulation, tuple(steps), tuple(notes))
+    return PlanningRun(scenario, plan, quotas, simulation, tuple(steps), tuple(notes), territories)
+
+
+def _territory_plan(scenario: Scenario, solver: str | SolverProfile | None, say: Callable[[str], None],
+                    steps: list[tuple[str, float]], notes: list[str]) -> tuple[TerritoryPlan, Plan]:
+    """Territories, and the plan of accounts following them; what either breaks goes to `notes`."""
+    from tercap.assign import TerritoryGroups, plan_of_owners
+    from tercap.territory import (
+        REP_SEPARATOR,
+        account_owners,
+        design_territories,
+        rebalance_territories,
+        territory_members,
+    )
+
+    settings = scenario.settings.territory
+    assert settings is not None
+    began = time.perf_counter()
+    say("territories: " + ("rebalancing today's territories" if settings.rebalance else "carving the geo units"))
+    territories = (rebalance_territories(scenario, time_limit=settings.time_limit) if settings.rebalance else
+                   design_territories(scenario, time_limit=settings.time_limit))
+    steps.append(("territories", time.perf_counter() - began))
+    notes += [f"territories: {note}" for note in territories.notes]
+    notes += _findings("territories", territories.violations)
+    began = time.perf_counter()
+    if settings.account_level:
+        by_account, by_rep = territory_members(territories, scenario)
+        plan = make_plan(scenario, solver, progress=lambda message: say(f"assignment inside territories: {message}"),
+                         territories=TerritoryGroups(by_account, by_rep))
+    else:
+        crowded = territories.territories["rep_id"].fillna("")
+        crowded = crowded[(crowded == "") | crowded.str.contains(REP_SEPARATOR, regex=False)]
+        if len(crowded):
+            raise TercapError(f"{len(crowded)} territor{'y has' if len(crowded) == 1 else 'ies have'} no rep or "
+                              "several (territory.count differs from the number of reps): accounts cannot simply "
+                              "follow their unit; set territory.account_level: true to assign them among each "
+                              "territory's reps")
+        say("assignment: accounts follow their territory")
+        plan, broken = plan_of_owners(scenario, account_owners(territories, scenario), "territories", solver)
+        notes += _findings("territory plan breaks the assignment rule", broken)
+    steps.append(("assignment", time.perf_counter() - began))
+    return territories, plan
+
+
+def _findings(what: str, lines: tuple[str, ...] | list[str]) -> list[str]:
+    """The first few findings as notes, then how many more there are."""
+    shown = [f"{what}: {line}" for line in lines[:NOTES_PER_FINDING]]
+    if len(lines) > NOTES_PER_FINDING:
+        shown.append(f"{what}: … and {len(lines) - NOTES_PER_FINDING} more")
+    return shown

@@ -30,6 +30,7 @@ FORMATS = {
     "workload_hours": HOURS, "capacity_hours": HOURS, "distance_km": HOURS, "travel_km": HOURS,
     "utilisation": SHARE, "potential_share": SHARE, "industry_match_share": SHARE, "ramp_factor": SHARE,
     "p_attain": SHARE, "expected_attainment": SHARE, "quota_to_potential": SHARE, "pipeline_coverage": "0.00",
+    "workload": HOURS, "compactness": HOURS,
 }
 
 
@@ -57,6 +58,11 @@ def _sheets(run: PlanningRun) -> dict[str, pd.DataFrame]:
     sheets: dict[str, pd.DataFrame] = {
         "Summary": pd.DataFrame([{"measure": k, "value": v} for k, v in run.headline().items()]),
         "Assignments": assignments, "Reps": reps}
+    if run.territories is not None:
+        territories = run.territories.territories.copy()
+        territories.insert(2, "rep_name", territories["rep_id"].map(names))
+        sheets["Territories"] = territories
+        sheets["Units"] = run.territories.units
     if run.quotas is not None:
         quotas = run.quotas.table.copy()
         quotas.insert(1, "name", quotas["rep_id"].map(names))

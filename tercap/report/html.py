@@ -18,6 +18,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from tercap.run import PlanningRun
     from tercap.scenario import Scenario
@@ -63,6 +64,8 @@ def render_report(run: PlanningRun) -> str:
         f"accounts and {len(run.plan.reps):,} reps, {settings.period.months} months from "
         f"{escape(str(settings.period.start))}; made {dt.date.today().isoformat()} by tercap.</p>",
         _kpis(run, head)]
+    if run.territories is not None:
+        parts += _territory_section(run)
     parts += _balance_section(run)
     parts += _map_section(run)
     if run.quotas is not None:
@@ -90,6 +93,14 @@ def _kpis(run: PlanningRun, head: dict[str, Any]) -> str:
         _kpi("accounts moved", f"{head['accounts_moved']:,}",
              f"{_pct(head['accounts_moved_share'])} of accounts, {_pct(head['potential_moved_share'])} of potential"),
     ]
+    if run.territories is not None:
+        worst = head["territory_worst_deviation"]
+        limit = next(iter(run.territories.tolerances.values()), None)
+        cards.append(_kpi("territories", f"{head['territories']:,}",
+                          f"worst {next(iter(run.territories.tolerances), 'workload')} deviation {worst:.1%}"
+                          + (f" (±{limit:.1%} asked)" if limit is not None else "")
+                          + ("" if head["territories_contiguous"] else "; not all contiguous"),
+                          "warn" if not run.territories.balanced else ""))
     if run.complete:
         hit = head["p_hit_target"]
         tone = "good" if hit is not None and hit >= 0.7 else "warn" if hit is not None and hit < 0.5 else ""
@@ -117,6 +128,34 @@ def _balance_section(run: PlanningRun) -> list[str]:
     if run.quotas is not None:
         out.append(_figure(lambda ax: potential_and_quota(run.quotas, ax=ax), (width, 3.6),  # type: ignore[arg-type]
                            "Each rep's book potential over the period and its quota; a flagged quota in red."))
+    return out
+
+
+def _territory_section(run: PlanningRun) -> list[str]:
+    from tercap.plotting import territory_maps
+
+    plan = run.territories
+    assert plan is not None
+    names = rep_names(run.scenario)
+    table = plan.territories.assign(name=plan.territories["rep_id"].map(names).fillna(""),
+                                    contiguous=plan.territories["contiguous"].map({True: "yes", False: "no"}))
+    rebalanced = plan.trade_off is not None
+    tolerances = ", ".join(f"{escape(m)} ±{t:.1%}" for m, t in plan.tolerances.items())
+    lede = (f"<p>{len(plan.territories):,} territories "
+            + ("rebalanced from today's" if rebalanced else "carved from the geo units")
+            + (f", one map per segment ({escape(', '.join(plan.segments))})" if len(plan.segments) > 1 else "")
+            + f"; balance asked: {tolerances}; {int(plan.units['moved'].sum()):,} units change rep. "
+            "Accounts follow their unit's territory.</p>")
+    out = ["<h2>Territories</h2>", lede, _whole_figure(territory_maps(plan, run.scenario),
+                                                       "Units coloured by territory, borders in black, rep homes "
+                                                       "as triangles.")]
+    if plan.violations:
+        out.append('<ul class="notes">' + "".join(f"<li>{escape(v)}</li>" for v in plan.violations[:20]) + "</ul>")
+    out.append(_table(table, [
+        ("segment", "segment", "text"), ("territory_id", "territory", "text"), ("name", "rep", "text"),
+        ("units", "units", "number"), ("workload", "workload h", "number"), ("potential", "potential", "money"),
+        ("accounts", "accounts", "number"), ("compactness", "radius km", "number"),
+        ("contiguous", "contiguous", "text")]))
     return out
 
 
@@ -214,6 +253,11 @@ def _figure(draw: Callable[[Axes], object], size: tuple[float, float], caption: 
 
     figure = Figure(figsize=size, layout="constrained")
     draw(figure.add_subplot())
+    return _whole_figure(figure, caption)
+
+
+def _whole_figure(figure: Figure, caption: str) -> str:
+    """A figure drawn elsewhere, embedded as a PNG data URI."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -354,8 +354,17 @@ class Territory(Section):
     keep_home_units: Bool = F(True, "A rep's home unit stays in that rep's territory.")
     by_segment: Bool = F(True, "Carve each segment's territories for its own reps, measured by its own "
                          "accounts (false: one carving of every account among every rep).")
-    account_level: Bool = F(False, "Assign accounts inside each territory (true) or let accounts "
-                            "follow their unit (false).")
+    account_level: Bool = F(False, "Assign accounts by the engine among each territory's reps, balanced "
+                            "within the territory (true; needed when a territory has several reps), or let "
+                            "accounts follow their unit (false).")
+    shares: Literal["capacity", "equal"] = F("capacity", "Each territory's target share of every measure: "
+                                             "its rep's share of the team's capacity over the period (a hire "
+                                             "who starts late or a rep who leaves carries less), or equal "
+                                             "shares (the mean; always so with territory.count).")
+    rebalance: Bool = F(False, "Start from today's territories and move as few units as possible (true), "
+                        "or carve from scratch (false).")
+    time_limit: Float = F(60.0, "Seconds the territory design may take in a planning run.", unit="seconds",
+                        gt=0)
 
     @model_validator(mode="after")
     def _measures_known(self) -> Territory:

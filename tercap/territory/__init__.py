@@ -26,7 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from tercap.errors import TercapError
 from tercap.scenario import Scenario
 from tercap.scenario.schema import Territory
-from tercap.territory.carve import CarveSettings, Carving, carve
+from tercap.territory.carve import CarveSettings, Carving, _Search, carve, refine
 from tercap.territory.check import check_territories
 from tercap.territory.exact import EXACT_MAX_UNITS, exact_carving
 from tercap.territory.units import UnitGraph, planar_km, unit_graph
@@ -41,7 +41,7 @@ class TerritoryPlan:
     scenario: str
     units: pd.DataFrame  # unit_id, territory_id, rep_id, moved, segment ("all": one carving of every account)
     territories: pd.DataFrame  # territory_id, rep_id, units, workload, potential, accounts, compactness,
-    #                            contiguous, segment
+    #                            contiguous, target_share (of each measure in its segment), segment
     tolerances: dict[str, float]
     seconds: float
     violations: tuple[str, ...] = ()
@@ -60,10 +60,11 @@ class TerritoryPlan:
         return list(dict.fromkeys(self.territories["segment"]))
 
     def worst_deviation(self, measure: str = "workload") -> float:
-        """The largest |load ÷ mean − 1| over territories, each against its own segment's mean."""
+        """The largest |load ÷ target − 1| over territories; a target is the territory's share of its
+        segment's total."""
         load = self.territories[measure]
-        mean = load.groupby(self.territories["segment"]).transform("mean")
-        deviation = np.abs(load / mean.where(mean > 0) - 1.0)
+        target = load.groupby(self.territories["segment"]).transform("sum") * self.territories["target_share"]
+        deviation = np.abs(load / target.where(target > 0) - 1.0)
         return float(deviation.max()) if deviation.notna().any() else 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -92,6 +93,7 @@ def _settings(scenario: Scenario) -> Territory:
 
 
 ALL = "all"  # the segment name of a carving that covers every account
+REP_SEPARATOR = ";"  # between the reps of a territory that has several
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +108,13 @@ class _Team:
     @property
     def rep_ids(self) -> list[str]:
         return self.reps["rep_id"].tolist()
+
+    def capacity_shares(self) -> np.ndarray:
+        """Each rep's share of the team's capacity over the period (ramp, start and end dates)."""
+        from tercap.scenario.capacity import period_capacity_hours
+
+        hours = period_capacity_hours(self.scenario.settings, self.reps).to_numpy(dtype=float)
+        return hours / hours.sum() if hours.sum() > 0 else np.full(len(hours), 1.0 / max(len(hours), 1))
 
 
 def _teams(scenario: Scenario) -> tuple[list[_Team], list[str]]:
@@ -262,45 +271,109 @@ def _design_team(team: _Team, count: int | None, *, time_limit: float, seed: int
     count = count or len(rep_ids)
     per_rep = count == len(rep_ids)
     fixed, locked, notes = _pinned(team, graph, rep_ids, settings.keep_home_units) if per_rep else ({}, {}, [])
+    carve_settings = CarveSettings(count=count, tolerances=dict(settings.balance), compactness=settings.compactness,
+                                   starts=starts, time_limit=time_limit, seed=seed,
+                                   shares=tuple(team.capacity_shares()) if per_rep and settings.shares == "capacity"
+                                   else None)
     if graph.derived:
         notes.append("no adjacency table: units are adjacent along the Delaunay triangulation of their centroids")
     notes += _component_diagnosis(graph, count, dict(settings.balance))
-    if method == "exact" or (method == "auto" and graph.size <= EXACT_MAX_UNITS and not locked):
-        return _exact_plan(team, graph, count, rep_ids, fixed, settings, began, notes, time_limit, per_rep)
-    carve_settings = CarveSettings(count=count, tolerances=dict(settings.balance), compactness=settings.compactness,
-                                   starts=starts, time_limit=time_limit, seed=seed)
+    homes = _home_units(team, graph, rep_ids) if per_rep else None
+    # unequal shares tie each territory to its rep: the exact model then needs every rep's home as a centre
+    exact_fits = carve_settings.equal_shares or (homes is not None and len(set(homes.tolist())) == count)
+    if method == "exact" or (method == "auto" and graph.size <= EXACT_MAX_UNITS and not locked and exact_fits):
+        return _exact_plan(team, graph, carve_settings, rep_ids, fixed, homes, began, notes, per_rep)
+    matched = per_rep and not fixed and not locked  # reps are placed after the carving
     try:
-        carving = carve(graph, carve_settings, fixed, locked)
+        if matched and not carve_settings.equal_shares:
+            territory = _carve_for_reps(team, graph, carve_settings, began)
+        else:
+            territory = carve(graph, carve_settings, fixed, locked).territory
     except ValueError as exc:
         where = "" if team.segment == ALL else f" of segment {team.segment}"
         raise TercapError(f"territory design{where}: {exc}") from exc
+    if matched and carve_settings.equal_shares:
+        position = {rep: i for i, rep in enumerate(rep_ids)}
+        territory = np.array([position[rep] for rep in _match_reps(team, graph, territory, rep_ids)])[territory]
     if per_rep:
-        names = rep_ids
-        reps_of = _match_reps(team, graph, carving.territory, rep_ids) if not fixed else list(rep_ids)
+        names, reps_of = rep_ids, rep_ids
     else:
         names = [f"T{t + 1:03d}" for t in range(count)]
-        reps_of = [""] * count
-    return _plan(team, graph, carving.territory, names, reps_of, {**locked, **fixed}, settings, began, notes)
+        reps_of = [REP_SEPARATOR.join(group) for group in _group_reps(team, graph, territory, count)]
+    plan = _plan(team, graph, territory, names, reps_of, {**locked, **fixed}, settings, began, notes,
+                 carve_settings.share_array())
+    if fixed and not plan.balanced:
+        plan = dataclasses.replace(plan, notes=(*plan.notes, _without_homes(team, graph, carve_settings, locked)))
+    return plan
 
 
-def _exact_plan(team: _Team, graph: UnitGraph, count: int, rep_ids: list[str], fixed: dict[int, int],
-                settings: Territory, began: float, notes: list[str], time_limit: float, per_rep: bool
-                ) -> TerritoryPlan:
-    """The exact model's plan: around the home units when every rep keeps one, else free centres."""
+def _without_homes(team: _Team, graph: UnitGraph, settings: CarveSettings, locked: dict[int, int]) -> str:
+    """A note on how far balance gets when the reps' home units are not kept (a short carving)."""
+    free = dataclasses.replace(settings, time_limit=max(settings.time_limit / 4, 1.0))
+    if locked or settings.equal_shares:
+        territory = carve(graph, free, {}, locked).territory
+    else:
+        territory = _carve_for_reps(team, graph, free, time.perf_counter())
+    search = _Search(graph, free, territory, set())
+    first = next(iter(free.tolerances))
+    return (f"keeping every rep's home unit in the rep's territory, the carving found is out of tolerance; "
+            f"without that rule (territory.keep_home_units: false) the worst {first} deviation found is "
+            f"{_worst(search):.2%} against ±{free.tolerances[first]:.2%}")
+
+
+def _carve_for_reps(team: _Team, graph: UnitGraph, settings: CarveSettings, began: float) -> np.ndarray:
+    """Territories of unequal shares belong to their reps: carve equal shares, place the reps (home
+    distance, continuity), refine towards each rep's share; again from other seeds while a territory
+    is out of tolerance and time is left. Territory t is rep t's."""
+    rep_ids = team.rep_ids
+    position = {rep: i for i, rep in enumerate(rep_ids)}
+    deadline = began + settings.time_limit
+    best: Carving | None = None
+    attempt = 0
+    while best is None or (best.excess > 0 and deadline - time.perf_counter() > 0):
+        left = deadline - time.perf_counter()
+        equal = carve(graph, dataclasses.replace(settings, shares=None, starts=1, seed=settings.seed + attempt,
+                                                 time_limit=max(left / 4, 0.5)))
+        territory = np.array([position[rep] for rep in _match_reps(team, graph, equal.territory, rep_ids)]
+                             )[equal.territory]
+        result = refine(graph, settings, territory, set(), max(deadline - time.perf_counter(), 1.0) / 2)
+        if best is None or (result.excess, result.compactness) < (best.excess, best.compactness):
+            best = result
+        attempt += 1
+    assert best is not None
+    return best.territory
+
+
+def _home_units(team: _Team, graph: UnitGraph, rep_ids: list[str]) -> np.ndarray:
+    """Per rep, the unit whose centroid is nearest the rep's home."""
+    reps = team.reps.set_index("rep_id").loc[rep_ids]
+    return _nearest_unit(graph, reps["lat"].to_numpy(dtype=float), reps["lon"].to_numpy(dtype=float))
+
+
+def _exact_plan(team: _Team, graph: UnitGraph, carving: CarveSettings, rep_ids: list[str], fixed: dict[int, int],
+                home_units: np.ndarray | None, began: float, notes: list[str], per_rep: bool) -> TerritoryPlan:
+    """The exact model's plan: around the home units when every rep keeps one (or when the shares are
+    unequal: each territory is its rep's), else free centres."""
+    settings = _settings(team.scenario)
+    count, time_limit = carving.count, carving.time_limit
     homes = None
     if fixed and len(fixed) == count:
         homes = np.array([unit for unit, _ in sorted(fixed.items(), key=lambda item: item[1])])
+    elif not carving.equal_shares and home_units is not None and len(set(home_units.tolist())) == count:
+        homes = home_units
     elif fixed:
         notes.append("reps share home units: the exact model places the centres freely")
+    shares = None if carving.equal_shares or homes is None else carving.share_array()
+    if shares is None and not carving.equal_shares:
+        raise TercapError("territory design (exact model): territories of unequal capacity shares need each rep's "
+                          "own home unit as a centre, and reps share home units; use the heuristic")
     # the heuristic's plan first (a few seconds), handed to the solver as its first incumbent
     start = None
     with contextlib.suppress(ValueError):  # no heuristic plan (e.g. too few territories): the solver alone
-        start = carve(graph, CarveSettings(count=count, tolerances=dict(settings.balance),
-                                           compactness=settings.compactness, starts=2,
-                                           time_limit=min(10.0, time_limit / 4)),
+        start = carve(graph, dataclasses.replace(carving, starts=2, time_limit=min(10.0, time_limit / 4)),
                       {int(u): j for j, u in enumerate(homes)} if homes is not None else {}).territory
     result = exact_carving(graph, count, dict(settings.balance), settings.compactness, homes, time_limit,
-                           start=start)
+                           start=start, shares=shares)
     if result.territory is None:
         word = "proven infeasible" if result.status.value == "infeasible" else "no plan in the time limit"
         raise TercapError(f"territory design (exact model): {word} ({result.solver_status}); "
@@ -319,7 +392,7 @@ def _exact_plan(team: _Team, graph: UnitGraph, count: int, rep_ids: list[str], f
     notes.append(f"exact model: {result.status.value} ({result.solver_status}), objective {result.objective:.6g}, "
                  f"bound {result.bound:.6g}" + (f", gap {gap:.2%}" if gap is not None else ""))
     plan = _plan(team, graph, territory, names, reps_of, fixed if homes is not None else {}, settings, began,
-                 notes)
+                 notes, carving.share_array() if shares is not None else None)
     return dataclasses.replace(plan, method="exact", objective=result.objective, bound=result.bound)
 
 
@@ -345,11 +418,30 @@ def _component_diagnosis(graph: UnitGraph, count: int, tolerances: dict[str, flo
     return lines
 
 
-def _match_reps(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str]) -> list[str]:
-    """Rep per territory by a linear assignment: distance from home to the territory's workload centre,
-    less a credit for the workload the rep already owns there."""
+def _group_reps(team: _Team, graph: UnitGraph, territory: np.ndarray, count: int) -> list[list[str]]:
+    """Several reps per territory (fewer territories than reps): each territory gets ⌊R/K⌋ or ⌈R/K⌉ reps
+    by a linear assignment on home distance to its workload centre less the workload they own there;
+    none when there are more territories than reps."""
+    rep_ids = team.rep_ids
+    if count > len(rep_ids):
+        return [[] for _ in range(count)]
+    cost = _placement_cost(team, graph, territory, rep_ids, count)  # reps × territories
+    floor = len(rep_ids) // count
+    extra = len(rep_ids) - floor * count
+    # ⌊R/K⌋ slots a territory must fill (a large credit), and one optional slot each for the remainder
+    columns = [cost - 1e6] * floor + ([cost] if extra else [])
+    rows, picked = linear_sum_assignment(np.hstack(columns))
+    groups: list[list[str]] = [[] for _ in range(count)]
+    for r, column in zip(rows.tolist(), picked.tolist(), strict=True):
+        groups[column % count].append(rep_ids[r])
+    return [sorted(group) for group in groups]
+
+
+def _placement_cost(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str], count: int
+                    ) -> np.ndarray:
+    """Reps × territories: distance from home to the territory's workload centre (÷ the median), less
+    the share of a territory's workload the rep owns there today."""
     reps = team.reps.set_index("rep_id").loc[rep_ids]
-    count = len(rep_ids)
     weight = graph.measures["workload"] + 1e-9
     centre = np.zeros((count, 2))
     np.add.at(centre, territory, weight[:, None] * graph.xy)
@@ -357,13 +449,18 @@ def _match_reps(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_ids: l
     home = graph.project(reps["lat"].to_numpy(dtype=float), reps["lon"].to_numpy(dtype=float))
     distance = np.linalg.norm(home[:, None, :] - centre[None, :, :], axis=2)
     owner = _current_rep_of_units(team, graph)
-    kept = np.zeros((count, count))
+    kept = np.zeros((len(rep_ids), count))
     for r, rep in enumerate(rep_ids):
         np.add.at(kept[r], territory[owner == rep], weight[owner == rep])
     kept /= max(float(weight.sum()) / count, 1e-12)
-    cost = distance / max(float(np.median(distance)), 1e-9) - kept
-    rows, columns = linear_sum_assignment(cost)
-    result = [""] * count
+    return distance / max(float(np.median(distance)), 1e-9) - kept
+
+
+def _match_reps(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str]) -> list[str]:
+    """Rep per territory by a linear assignment: distance from home to the territory's workload centre,
+    less a credit for the workload the rep already owns there."""
+    rows, columns = linear_sum_assignment(_placement_cost(team, graph, territory, rep_ids, len(rep_ids)))
+    result = [""] * len(rep_ids)
     for r, t in zip(rows.tolist(), columns.tolist(), strict=True):
         result[t] = rep_ids[r]
     return result
@@ -381,8 +478,6 @@ def rebalance_territories(scenario: Scenario, *, time_limit: float = 60.0) -> Te
 
 
 def _rebalance_team(team: _Team, time_limit: float) -> TerritoryPlan:
-    from tercap.territory.carve import _Search
-
     began = time.perf_counter()
     settings = _settings(team.scenario)
     graph = unit_graph(team.scenario, team.accounts)
@@ -396,8 +491,9 @@ def _rebalance_team(team: _Team, time_limit: float) -> TerritoryPlan:
     pinned = {**locked, **fixed}
     for unit, t in pinned.items():
         territory[unit] = t
-    search = _Search(graph, CarveSettings(count=len(rep_ids), tolerances=dict(settings.balance),
-                                          compactness=settings.compactness), territory, set(pinned))
+    carving = CarveSettings(count=len(rep_ids), tolerances=dict(settings.balance), compactness=settings.compactness,
+                            shares=tuple(team.capacity_shares()) if settings.shares == "capacity" else None)
+    search = _Search(graph, carving, territory, set(pinned))
     first = next(iter(settings.balance))
     curve = [(0, _worst(search))]
     deadline = began + time_limit
@@ -413,14 +509,14 @@ def _rebalance_team(team: _Team, time_limit: float) -> TerritoryPlan:
         moved_units.add(unit)
         curve.append((len(moved_units), _worst(search)))
     trade_off = pd.DataFrame(curve, columns=["units_moved", f"worst_{first}_deviation"])
-    plan = _plan(team, graph, search.territory, rep_ids, rep_ids, pinned, settings, began, notes)
+    plan = _plan(team, graph, search.territory, rep_ids, rep_ids, pinned, settings, began, notes,
+                 carving.share_array())
     return dataclasses.replace(plan, trade_off=trade_off)
 
 
 def _worst(search: Any) -> float:
-    """The largest |load ÷ mean − 1| of the first balance measure."""
-    load = search.load[:, 0]
-    return float(np.max(np.abs(load / search.mean[0] - 1.0)))
+    """The largest |load ÷ target − 1| of the first balance measure."""
+    return float(np.max(np.abs(search.deviation())))
 
 
 def _best_balancing_move(search: Any, moved: set[int]) -> tuple[int, int, int] | None:
@@ -463,13 +559,17 @@ def _fill_unowned(graph: UnitGraph, territory: np.ndarray) -> np.ndarray:
 
 
 def _plan(team: _Team, graph: UnitGraph, territory: np.ndarray, names: list[str], reps_of: list[str],
-          pinned: dict[int, int], settings: Territory, began: float, notes: list[str]) -> TerritoryPlan:
+          pinned: dict[int, int], settings: Territory, began: float, notes: list[str],
+          shares: np.ndarray | None = None) -> TerritoryPlan:
+    """The plan's tables, judged by the independent checker (against `shares` of each measure, default
+    equal)."""
+    count = len(names)
+    shares = np.full(count, 1.0 / count) if shares is None else shares
     owner = _current_rep_of_units(team, graph)
     rep_of_unit = np.array(reps_of, dtype=object)[territory]
     units = pd.DataFrame({"unit_id": graph.unit_ids, "territory_id": np.array(names, dtype=object)[territory],
                           "rep_id": rep_of_unit, "moved": (owner != "") & (owner != rep_of_unit),
                           "segment": team.segment})
-    count = len(names)
     measures = {m: np.bincount(territory, graph.measures[m], minlength=count) for m in ("workload", "potential",
                                                                                         "accounts")}
     weight = graph.measures["workload"] + 1e-9
@@ -481,20 +581,22 @@ def _plan(team: _Team, graph: UnitGraph, territory: np.ndarray, names: list[str]
                                        / weight[members].sum()))  # workload-weighted radius, km
     edges = pd.DataFrame({"unit_a": graph.unit_ids[graph.edges[:, 0]], "unit_b": graph.unit_ids[graph.edges[:, 1]]})
     pinned_named = {str(graph.unit_ids[u]): names[t] for u, t in pinned.items()}
-    violations = check_territories(units, team.accounts, edges, dict(settings.balance), pinned_named)
+    violations = check_territories(units, team.accounts, edges, dict(settings.balance), pinned_named,
+                                   dict(zip(names, shares.tolist(), strict=True)))
     broken = {line.split(" ")[1].rstrip(":") for line in violations if "not contiguous" in line}
     territories = pd.DataFrame({
         "territory_id": names, "rep_id": reps_of, "units": np.bincount(territory, minlength=count),
         "workload": measures["workload"], "potential": measures["potential"],
         "accounts": measures["accounts"].astype(int), "compactness": compactness,
-        "contiguous": [name not in broken for name in names], "segment": team.segment})
+        "contiguous": [name not in broken for name in names], "target_share": shares, "segment": team.segment})
     return TerritoryPlan(team.scenario.name, units, territories, dict(settings.balance), time.perf_counter() - began,
                          tuple(violations), tuple(notes))
 
 
 def account_owners(plan: TerritoryPlan, scenario: Scenario) -> pd.Series:
     """Per account (indexed by account_id), the rep of its unit's territory in its segment: accounts
-    follow their unit. An account in no territory (its segment has no reps) has no owner (<NA>)."""
+    follow their unit; a locked account keeps its current owner. An account in no territory (its
+    segment has no reps) has no owner (<NA>)."""
     accounts = _located_accounts(scenario)
     units = plan.units
     if set(units["segment"]) == {ALL}:
@@ -504,8 +606,30 @@ def account_owners(plan: TerritoryPlan, scenario: Scenario) -> pd.Series:
         keys = pd.MultiIndex.from_arrays([accounts["segment"].astype(object), accounts["geo_unit"].astype(object)])
         owner = pd.Series(rep_of.reindex(keys).to_numpy(), index=accounts.index)
     owner = owner.replace("", pd.NA)
+    if "locked" in accounts:
+        locked = accounts["locked"].fillna(False).astype(bool) & accounts["current_owner"].notna()
+        owner = owner.where(~locked.to_numpy(), accounts["current_owner"].to_numpy())
     return pd.Series(owner.to_numpy(), index=pd.Index(accounts["account_id"], name="account_id"), name="rep_id",
                      dtype="string")
 
 
-__all__ += ["Carving", "UnitGraph", "account_owners"]
+def territory_members(plan: TerritoryPlan, scenario: Scenario) -> tuple[pd.Series, pd.Series]:
+    """territory_id by account_id (its unit's territory in its segment) and by rep_id (the reps placed
+    in each territory): what assignment inside territories needs."""
+    accounts = _located_accounts(scenario)
+    units = plan.units
+    if set(units["segment"]) == {ALL}:
+        territory = accounts["geo_unit"].map(units.set_index("unit_id")["territory_id"]).to_numpy()
+    else:
+        keys = pd.MultiIndex.from_arrays([accounts["segment"].astype(object), accounts["geo_unit"].astype(object)])
+        territory = units.set_index(["segment", "unit_id"])["territory_id"].reindex(keys).to_numpy()
+    by_account = pd.Series(territory, index=pd.Index(accounts["account_id"], name="account_id"), name="territory_id")
+    reps = plan.territories[["territory_id", "rep_id"]].assign(rep_id=plan.territories["rep_id"].str.split(
+        REP_SEPARATOR)).explode("rep_id")
+    reps = reps[reps["rep_id"].fillna("") != ""]
+    by_rep = pd.Series(reps["territory_id"].to_numpy(), index=pd.Index(reps["rep_id"], name="rep_id"),
+                       name="territory_id")
+    return by_account, by_rep
+
+
+__all__ += ["Carving", "UnitGraph", "account_owners", "territory_members"]

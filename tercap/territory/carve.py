@@ -12,8 +12,9 @@
 3. Both give contiguous territories by construction.
 4. Local search: a boundary unit moves to a neighbouring territory when the donor stays connected (a
    breadth-first search within the donor; a unit with one neighbour in it is a leaf) and the score
-   falls. The score is lexicographic: first the balance excess Σ_t Σ_m max(|load − mean| ÷ mean −
-   tolerance, 0)² (zero once every territory is within tolerance), then the compactness (`distance`:
+   falls. The score is lexicographic: first the balance excess Σ_t Σ_m max(|load − target| ÷ target −
+   tolerance, 0)² (zero once every territory is within tolerance; a territory's target is its share of
+   the total: equal, or e.g. its rep's share of the team's capacity), then the compactness (`distance`:
    the moment of inertia Σ w·|x − centre|² about each territory's weighted centre, kept exactly by
    running sums; `boundary`: the length of cut adjacency edges).
    A territory boxed in by others (no single move helps) passes load along an ejection chain: units
@@ -28,7 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,6 +53,18 @@ class CarveSettings:
     max_passes: int = 200
     time_limit: float = 60.0
     seed: int = 0
+    shares: tuple[float, ...] | None = None  # each territory's share of every measure (None: equal shares)
+
+    @property
+    def equal_shares(self) -> bool:
+        return self.shares is None or bool(np.allclose(self.shares, 1.0 / self.count, rtol=1e-9, atol=0.0))
+
+    def share_array(self) -> np.ndarray:
+        """Each territory's share of every measure, summing to 1."""
+        if self.shares is None:
+            return np.full(self.count, 1.0 / self.count)
+        shares = np.asarray(self.shares, dtype=float)
+        return shares / shares.sum()
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,10 +101,15 @@ def territories_per_component(graph: UnitGraph, count: int, measure: np.ndarray)
 
 def carve(graph: UnitGraph, settings: CarveSettings, fixed: dict[int, int] | None = None,
           locked: dict[int, int] | None = None) -> Carving:
-    """Carve `graph` into `settings.count` territories; `fixed` and `locked` map unit → territory."""
+    """Carve `graph` into `settings.count` territories; `fixed` and `locked` map unit → territory.
+    Unequal `settings.shares`: carved into equal shares first (the tree cuts split equal shares), then
+    refined towards each territory's own share."""
     fixed, locked = dict(fixed or {}), dict(locked or {})
     pinned = {**locked, **fixed}
     deadline = time.perf_counter() + settings.time_limit
+    if not settings.equal_shares:
+        equal = carve(graph, replace(settings, shares=None, time_limit=settings.time_limit / 2), fixed, locked)
+        return refine(graph, settings, equal.territory, set(pinned), max(deadline - time.perf_counter(), 0.0))
     rng = np.random.default_rng(settings.seed)
     best: Carving | None = None
     for start in range(max(settings.starts, 1)):
@@ -109,6 +127,18 @@ def carve(graph: UnitGraph, settings: CarveSettings, fixed: dict[int, int] | Non
             break
     assert best is not None
     return best
+
+
+def refine(graph: UnitGraph, settings: CarveSettings, territory: np.ndarray, pinned: set[int],
+           time_limit: float) -> Carving:
+    """Local search and ejection chains from a given plan (e.g. one of equal shares, to reach each
+    territory's own share); pinned units stay."""
+    deadline = time.perf_counter() + time_limit
+    search = _Search(graph, settings, territory, pinned)
+    passes = search.run(deadline, settings.max_passes)
+    while search.excess() > EXCESS_TOLERANCE and time.perf_counter() < deadline and search.chain(deadline):
+        passes += search.run(deadline, settings.max_passes)
+    return Carving(search.territory.copy(), search.excess(), search.compactness(), passes, 1)
 
 
 def _bisect_all(graph: UnitGraph, settings: CarveSettings, pinned: dict[int, int], rng: np.random.Generator
@@ -258,7 +288,8 @@ def _seeds(graph: UnitGraph, settings: CarveSettings, pinned: dict[int, int], rn
 
 
 def _grow(graph: UnitGraph, seeds: dict[int, int], settings: CarveSettings, pinned: dict[int, int]) -> np.ndarray:
-    """Region growing from the seeds; the territory with the least load takes its nearest free neighbour."""
+    """Region growing from the seeds; the territory with the least load for its share takes its nearest
+    free neighbour."""
     measure = graph.measures[next(iter(settings.tolerances))]
     territory = np.full(graph.size, -1, dtype=np.int64)
     load = np.zeros(settings.count)
@@ -285,7 +316,8 @@ def _grow(graph: UnitGraph, seeds: dict[int, int], settings: CarveSettings, pinn
     for t, unit in seeds.items():
         if territory[unit] < 0:
             take(t, unit)
-    ready = [(load[t], t) for t in range(settings.count)]
+    shares = settings.share_array()
+    ready = [(load[t] / shares[t], t) for t in range(settings.count)]
     heapq.heapify(ready)
     while ready:
         _, t = heapq.heappop(ready)
@@ -295,7 +327,7 @@ def _grow(graph: UnitGraph, seeds: dict[int, int], settings: CarveSettings, pinn
             continue  # boxed in: it keeps what it has
         _, unit = heapq.heappop(frontier[t])
         take(t, unit)
-        heapq.heappush(ready, (load[t], t))
+        heapq.heappush(ready, (load[t] / shares[t], t))
     # units no territory could reach (a part with no seed): their part's nearest territory by centre
     left = np.flatnonzero(territory < 0)
     for unit in left:
@@ -316,8 +348,9 @@ class _Search:
         names = list(settings.tolerances)
         self.values = np.column_stack([graph.measures[m] for m in names])  # units × measures
         self.tolerance = np.array([settings.tolerances[m] for m in names])
-        self.mean = self.values.sum(axis=0) / self.count
-        self.mean[self.mean <= 0] = 1.0
+        total = self.values.sum(axis=0)
+        total[total <= 0] = self.count
+        self.target = settings.share_array()[:, None] * total[None, :]  # territories × measures
         self.load = np.zeros((self.count, len(names)))
         np.add.at(self.load, self.territory, self.values)
         self.size = np.bincount(self.territory, minlength=self.count)
@@ -335,12 +368,16 @@ class _Search:
 
     # -- scores --------------------------------------------------------------------------------
 
-    def _excess_of(self, load: np.ndarray) -> float:
-        deviation = np.abs(load / self.mean - 1.0) - self.tolerance
+    def _excess_of(self, t: int, load: np.ndarray) -> float:
+        deviation = np.abs(load / self.target[t] - 1.0) - self.tolerance
         return float(np.sum(np.maximum(deviation, 0.0) ** 2))
 
     def excess(self) -> float:
-        return sum(self._excess_of(self.load[t]) for t in range(self.count))
+        return sum(self._excess_of(t, self.load[t]) for t in range(self.count))
+
+    def deviation(self) -> np.ndarray:
+        """Per territory, load ÷ target − 1 of the first measure."""
+        return self.load[:, 0] / self.target[:, 0] - 1.0
 
     def _inertia(self, W: float, S: np.ndarray, Q: float) -> float:
         return Q - float(S @ S) / W if W > 0 else 0.0
@@ -371,8 +408,8 @@ class _Search:
 
     def _delta(self, unit: int, donor: int, taker: int) -> tuple[float, float]:
         value = self.values[unit]
-        excess = (self._excess_of(self.load[donor] - value) + self._excess_of(self.load[taker] + value)
-                  - self._excess_of(self.load[donor]) - self._excess_of(self.load[taker]))
+        excess = (self._excess_of(donor, self.load[donor] - value) + self._excess_of(taker, self.load[taker] + value)
+                  - self._excess_of(donor, self.load[donor]) - self._excess_of(taker, self.load[taker]))
         if self.boundary_mode:
             length = self.g.neighbours
             row = slice(length.indptr[unit], length.indptr[unit + 1])
@@ -402,7 +439,7 @@ class _Search:
 
     def chain(self, deadline: float) -> bool:
         """One ejection chain that lowers the balance excess (see the module docstring); False if none."""
-        deviation = self.load[:, 0] / self.mean[0] - 1.0
+        deviation = self.deviation()
         neighbours = self._territory_neighbours()
         order = np.argsort(-np.abs(deviation), kind="stable")
         for start in order.tolist():
@@ -449,7 +486,7 @@ class _Search:
         """Pass units along each step of `path` (donor → taker), sized to the end's room; undone unless
         the balance excess falls."""
         first, last = path[0], path[-1]
-        room = min(self.load[first, 0] - self.mean[0], self.mean[0] - self.load[last, 0])
+        room = min(self.load[first, 0] - self.target[first, 0], self.target[last, 0] - self.load[last, 0])
         before = self.excess()
         for share in CHAIN_SHARES if room > 0 else ():
             amount = share * room

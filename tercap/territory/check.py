@@ -16,12 +16,13 @@ SLACK = 1e-9  # shares of the mean: float noise in sums
 
 
 def check_territories(units: pd.DataFrame, accounts: pd.DataFrame, edges: pd.DataFrame,
-                      tolerances: Mapping[str, float], pinned: Mapping[str, str] | None = None) -> list[str]:
+                      tolerances: Mapping[str, float], pinned: Mapping[str, str] | None = None,
+                      shares: Mapping[str, float] | None = None) -> list[str]:
     """Broken rules of a plan, in words (empty: none).
 
     `units`: unit_id, territory_id; `accounts`: geo_unit, workload_hours, potential; `edges`: unit_a,
     unit_b (the adjacency the territories must be connected in); `pinned`: unit_id → territory_id that
-    must hold."""
+    must hold; `shares`: territory_id → its share of every measure (default: equal shares, the mean)."""
     problems: list[str] = []
     graph = nx.Graph()
     graph.add_nodes_from(units["unit_id"])
@@ -39,13 +40,17 @@ def check_territories(units: pd.DataFrame, accounts: pd.DataFrame, edges: pd.Dat
             load = placed.groupby("territory_id").size().reindex(all_territories, fill_value=0).astype(float)
         else:
             load = placed.groupby("territory_id")[columns[measure]].sum().reindex(all_territories, fill_value=0.0)
-        mean = load.mean()
-        if mean <= 0:
+        if load.sum() <= 0:
             continue
-        deviation = (load / mean - 1.0).abs()
+        if shares is None:
+            target = pd.Series(load.mean(), index=load.index)
+        else:
+            given = pd.Series(shares, dtype=float).reindex(load.index)
+            target = load.sum() * given / given.sum()
+        deviation = (load / target - 1.0).abs()
         for territory, value in deviation[deviation > tolerance + SLACK].items():
-            problems.append(f"territory {territory}: {measure} {load[territory]:,.1f} is {value:.2%} from the mean "
-                            f"{mean:,.1f}, beyond ±{tolerance:.2%}")
+            problems.append(f"territory {territory}: {measure} {load[territory]:,.1f} is {value:.2%} from its "
+                            f"target {target[territory]:,.1f}, beyond ±{tolerance:.2%}")
     for unit, territory in (pinned or {}).items():
         if territory_of.get(unit) != territory:
             problems.append(f"unit {unit} must stay in territory {territory}, is in {territory_of.get(unit)}")

@@ -5,7 +5,8 @@ centres: every unit, or the reps' home units when territories are carved around 
 that c is a centre. Constraints:
 
 - each unit in exactly one territory; K centres; x[u, c] ≤ x[c, c];
-- balance per measure: (1 − tol)·mean·x[c, c] ≤ Σ_u m_u·x[u, c] ≤ (1 + tol)·mean·x[c, c];
+- balance per measure: (1 − tol)·target_c·x[c, c] ≤ Σ_u m_u·x[u, c] ≤ (1 + tol)·target_c·x[c, c], the
+  target an equal share of the total (or, around fixed centres, each centre's given share);
 - contiguity by a flow per centre (Shirabe's formulation): every unit of c's territory other than c
   sends one unit of flow, which can travel only along adjacency arcs between units of that territory
   and ends at c; so every unit is joined to its centre inside its territory.
@@ -47,8 +48,12 @@ class ExactCarving:
 
 
 def territory_model(graph: UnitGraph, count: int, tolerances: dict[str, float], compactness: str,
-                    centres: np.ndarray | None = None) -> tuple[LinearModel, np.ndarray]:
-    """The model and its candidate centres (`centres` fixes them: exactly those units are centres)."""
+                    centres: np.ndarray | None = None, shares: np.ndarray | None = None
+                    ) -> tuple[LinearModel, np.ndarray]:
+    """The model and its candidate centres (`centres` fixes them: exactly those units are centres;
+    `shares`, with them, gives each its share of every measure instead of an equal one)."""
+    if shares is not None and centres is None:
+        raise ValueError("unequal shares need fixed centres")
     n = graph.size
     fixed = centres is not None
     candidates = np.asarray(centres, dtype=np.int64) if fixed else np.arange(n)
@@ -78,11 +83,11 @@ def territory_model(graph: UnitGraph, count: int, tolerances: dict[str, float], 
     # balance, per measure and centre
     for measure, tolerance in tolerances.items():
         values = graph.measures[measure]
-        mean = float(values.sum()) / count
+        target = float(values.sum()) * (np.full(k, 1.0 / count) if shares is None else shares / shares.sum())
         for side, share in (("low", 1 - tolerance), ("high", 1 + tolerance)):
             block_rows = np.r_[centre_of, np.arange(k)]
             block_cols = np.r_[x_index, diagonal]
-            block_vals = np.r_[values[unit_of], np.full(k, -share * mean)]
+            block_vals = np.r_[values[unit_of], -share * target]
             lower, upper = (np.zeros(k), np.full(k, INF)) if side == "low" else (np.full(k, -INF), np.zeros(k))
             rows.add(f"{measure}_balance", block_rows, block_cols, block_vals, lower, upper, candidates)
     # flow: for u ≠ c, out − in = x[u, c]; arcs only inside c's territory; nothing leaves c
@@ -140,10 +145,12 @@ def territory_model(graph: UnitGraph, count: int, tolerances: dict[str, float], 
 
 def exact_carving(graph: UnitGraph, count: int, tolerances: dict[str, float], compactness: str = "distance",
                   centres: np.ndarray | None = None, time_limit: float = 60.0, backend: str = "highs",
-                  mip_gap: float = 0.0, start: np.ndarray | None = None) -> ExactCarving:
+                  mip_gap: float = 0.0, start: np.ndarray | None = None, shares: np.ndarray | None = None
+                  ) -> ExactCarving:
     """Solve the exact model; a time limit returns the best plan found with the solver's bound. `start`
-    (a territory per unit, e.g. the heuristic's plan) is handed to the solver as a first plan."""
-    model, candidates = territory_model(graph, count, tolerances, compactness, centres)
+    (a territory per unit, e.g. the heuristic's plan) is handed to the solver as a first plan; `shares`
+    (with `centres`): each centre's share of every measure."""
+    model, candidates = territory_model(graph, count, tolerances, compactness, centres, shares)
     warm = _warm_start(graph, model, candidates, start, compactness, tolerances) if start is not None else None
     result = get_backend(backend).solve(model, SolveLimits(time_limit=time_limit, mip_gap=mip_gap, threads=1),
                                         warm_start=warm)

@@ -53,7 +53,7 @@ def test_the_checker_finds_broken_contiguity_and_balance():
     assert sum("not contiguous" in p for p in problems) == 2
     lopsided = np.r_[np.zeros(15, dtype=int), 1]
     problems = check_territories(*frames(graph, lopsided), {"workload": 0.1})
-    assert any("from the mean" in p for p in problems) and not any("contiguous" in p for p in problems)
+    assert any("from its target" in p for p in problems) and not any("contiguous" in p for p in problems)
 
 
 def test_pinned_units_stay_and_the_result_is_deterministic():

@@ -82,7 +82,7 @@ def test_cli_territories_writes_the_tables_and_the_map(tmp_path: Path, capsys):
     assert list(units.columns) == ["unit_id", "territory_id", "rep_id", "moved", "segment"]
     territories = pd.read_csv(folder / "territories.csv")
     assert list(territories.columns) == ["territory_id", "rep_id", "units", "workload", "potential", "accounts",
-                                         "compactness", "contiguous", "segment"]
+                                         "compactness", "contiguous", "target_share", "segment"]
     assert (folder / "map.png").stat().st_size > 10_000
     assert "all contiguous" in capsys.readouterr().out
 
@@ -139,3 +139,73 @@ def test_each_segment_is_carved_for_its_own_reps_from_its_own_accounts(tmp_path:
                                                                                           "segment"]).all()
     assert design_territories(scenario.replace(territory={"by_segment": False}), time_limit=20,
                               method="heuristic").segments == ["all"]
+
+
+def test_a_rep_who_starts_late_gets_a_territory_sized_to_the_capacity(tmp_path: Path):
+    path = write_grid(tmp_path, tolerance=0.04)
+    reps = pd.read_csv(tmp_path / "reps.csv").assign(start_date=["", "", "", "2027-07-01"])
+    reps.to_csv(tmp_path / "reps.csv", index=False)  # R4 starts half-way through the year
+    scenario = tercap.load(path)
+    plan = design_territories(scenario, time_limit=20, method="heuristic")
+    territories = plan.territories.set_index("territory_id")
+    shares = territories["target_share"]
+    assert shares["R4"] < 0.6 * shares["R1"] and shares.sum() == pytest.approx(1.0)
+    assert plan.balanced and plan.worst_deviation() <= 0.04 + 1e-9
+    workload = territories["workload"]
+    assert np.allclose(workload / (workload.sum() * shares), 1.0, atol=0.04 + 1e-9)  # each against its own share
+    equal = design_territories(scenario.replace(territory={"shares": "equal"}), time_limit=20, method="heuristic")
+    assert equal.territories["target_share"].eq(0.25).all() and equal.balanced
+
+
+def test_a_planning_run_with_territories_lets_accounts_follow_their_unit(tmp_path: Path):
+    from tercap.report import RUN_FILES, TERRITORY_FILES, write_run
+    from tercap.run import run_plan
+
+    scenario = tercap.load(write_two_segments(tmp_path))
+    run = run_plan(scenario, trials=200, seed=1)
+    assert run.territories is not None and run.complete
+    assert [step for step, _ in run.steps] == ["territories", "assignment", "simulation", "quotas"]
+    units = run.territories.units.set_index(["segment", "unit_id"])["rep_id"]
+    accounts = scenario.accounts.set_index("account_id")
+    given = run.plan.assignments.set_index("account_id")["rep_id"]
+    expected = units.reindex(pd.MultiIndex.from_arrays([accounts["segment"], accounts["geo_unit"]])).to_numpy()
+    assert (given.loc[accounts.index].to_numpy() == expected).all()
+    assert run.plan.stats.strategy == "territories" and run.plan.stats.bound is None
+    assert run.headline()["territories"] == 6
+    report = write_run(run, tmp_path / "run")
+    assert all((tmp_path / "run" / name).is_file() for name in (*RUN_FILES, *TERRITORY_FILES))
+    assert "<h2>Territories</h2>" in report.read_text(encoding="utf-8")
+    from openpyxl import load_workbook
+
+    assert {"Territories", "Units"} <= set(load_workbook(tmp_path / "run" / "plan.xlsx").sheetnames)
+
+
+def test_account_level_assigns_each_account_among_its_territorys_reps(tmp_path: Path):
+    from tercap.errors import TercapError
+    from tercap.run import run_plan
+    from tercap.territory import territory_members
+
+    path = write_grid(tmp_path)
+    reps = pd.read_csv(tmp_path / "reps.csv")
+    pd.concat([reps, reps.assign(rep_id=reps["rep_id"] + "b", lat=reps["lat"] + 0.05)]).to_csv(
+        tmp_path / "reps.csv", index=False)  # eight reps, two at each home
+    scenario = tercap.load(path).replace(territory={"count": 2, "account_level": True, "by_segment": False},
+                                         assignment={"balance": {"workload_tolerance": 0.15}})
+    run = run_plan(scenario, trials=100, seed=1)
+    assert run.territories is not None and run.plan.violations == () and run.plan.status.has_plan
+    rep_lists = run.territories.territories["rep_id"].str.split(";")
+    assert rep_lists.map(len).tolist() == [4, 4]
+    by_account, by_rep = territory_members(run.territories, scenario)
+    given = run.plan.assignments.set_index("account_id")["rep_id"]
+    assert (given.map(by_rep).to_numpy() == by_account.loc[given.index].to_numpy()).all()  # inside territory
+    with pytest.raises(TercapError, match="account_level"):
+        run_plan(scenario.replace(territory={"account_level": False}), trials=100, seed=1)
+    from tercap.assign import TerritoryGroups
+    from tercap.assign.check import check_assignment
+
+    wrong = run.plan.assignments[["account_id", "rep_id"]].copy()
+    first = wrong["account_id"].iloc[0]
+    other = by_rep[by_rep != by_account[first]].index[0]
+    wrong.loc[wrong["account_id"] == first, "rep_id"] = other
+    problems = check_assignment(scenario, wrong, territories=TerritoryGroups(by_account, by_rep))
+    assert any(p.startswith(f"territory: {first} ") for p in problems)
