@@ -333,7 +333,7 @@ def _carve_for_reps(team: _Team, graph: UnitGraph, settings: CarveSettings, bega
     while best is None or (best.excess > 0 and deadline - time.perf_counter() > 0):
         left = deadline - time.perf_counter()
         equal = carve(graph, dataclasses.replace(settings, shares=None, starts=1, seed=settings.seed + attempt,
-                                                 time_limit=max(left / 4, 0.5)))
+                                                 time_limit=max(left / 4, 0.5), recombine=False))
         territory = np.array([position[rep] for rep in _match_reps(team, graph, equal.territory, rep_ids)]
                              )[equal.territory]
         result = refine(graph, settings, territory, set(), max(deadline - time.perf_counter(), 1.0) / 2)

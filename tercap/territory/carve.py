@@ -20,7 +20,16 @@
    A territory boxed in by others (no single move helps) passes load along an ejection chain: units
    move one step at a time along a shortest path of neighbouring territories from one with too much
    to one with room, each step keeping its donor connected; a chain stays only if the excess falls.
-5. Multi-start: several seedings; the best plan (balance excess, then compactness) wins.
+5. Multi-start: several seedings (within a quarter of the time limit); the best plan (balance excess,
+   then compactness) goes on to recombination.
+6. Recombination (the move of redistricting's ReCom chains, here kept only when it improves): each
+   pair of neighbouring territories in turn is merged and split again along an edge of one of
+   RECOMBINE_TREES random spanning trees; the split with the least balance excess, then the best
+   compactness, both parts keeping their pinned units, replaces the pair when it is better. A pass
+   that gains less than RECOMBINE_MIN_GAIN doubles the trees; it ends after such a pass with
+   RECOMBINE_MOST_TREES, after RECOMBINE_PASSES passes, or at the time limit (the only end that
+   depends on the machine: the same seed gives the same territories unless the limit cuts in).
+   Subtree sums come from one triangular solve per tree, so every cut edge is judged at once.
 Fixed and locked units never move.
 """
 
@@ -40,6 +49,11 @@ EXCESS_TOLERANCE = 1e-12  # balance excess below this counts as none
 BISECT_ATTEMPTS = 40  # random spanning trees tried per cut before the part gives up
 BISECT_RESTARTS = 25  # fresh starts of a component's cuts before region growing takes over
 CHAIN_SHARES = (1.0, 0.5, 0.25, 0.1)  # of the room at a chain's ends, tried in turn as its size
+RECOMBINE_TREES = 8  # random spanning trees tried per pair of neighbouring territories in recombination
+RECOMBINE_MOST_TREES = 64  # a pass that gains little doubles the trees, up to this many
+RECOMBINE_MIN_GAIN = 0.002  # a pass gains little below this share of the compactness
+RECOMBINE_PASSES = 20  # passes at most: a budget of work, so that a result does not hang on the clock
+STARTS_SHARE = 0.25  # of the time limit, at most, for the starts before the best is recombined
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class CarveSettings:
     time_limit: float = 60.0
     seed: int = 0
     shares: tuple[float, ...] | None = None  # each territory's share of every measure (None: equal shares)
+    recombine: bool = True  # finish with recombination (False: boundary moves and chains only)
 
     @property
     def equal_shares(self) -> bool:
@@ -111,34 +126,55 @@ def carve(graph: UnitGraph, settings: CarveSettings, fixed: dict[int, int] | Non
         equal = carve(graph, replace(settings, shares=None, time_limit=settings.time_limit / 2), fixed, locked)
         return refine(graph, settings, equal.territory, set(pinned), max(deadline - time.perf_counter(), 0.0))
     rng = np.random.default_rng(settings.seed)
-    best: Carving | None = None
-    for start in range(max(settings.starts, 1)):
+    best: tuple[_Search, int] | None = None
+    starts_until = time.perf_counter() + STARTS_SHARE * settings.time_limit
+    tried = 0
+    while tried < max(settings.starts, 1):
+        tried += 1
         territory = _bisect_all(graph, settings, pinned, rng)
         if territory is None:  # no balanced tree split found: grow regions from seeds instead
             territory = _grow(graph, _seeds(graph, settings, pinned, rng), settings, pinned)
         search = _Search(graph, settings, territory, set(pinned))
-        passes = search.run(deadline, settings.max_passes)
-        while search.excess() > EXCESS_TOLERANCE and time.perf_counter() < deadline and search.chain(deadline):
-            passes += search.run(deadline, settings.max_passes)  # boxed in: pass load along a chain, then polish
-        result = Carving(search.territory.copy(), search.excess(), search.compactness(), passes, start + 1)
-        if best is None or (result.excess, result.compactness) < (best.excess - EXCESS_TOLERANCE, best.compactness):
-            best = result
-        if time.perf_counter() > deadline:
+        passes = _improve(search, deadline, rng, settings.max_passes, recombine=False)
+        if best is None or (search.excess(), search.compactness()) < (best[0].excess() - EXCESS_TOLERANCE,
+                                                                      best[0].compactness()):
+            best = (search, passes)
+        if time.perf_counter() > starts_until:
             break
     assert best is not None
-    return best
+    search, passes = best
+    passes += _improve(search, deadline, rng, settings.max_passes, settings.recombine)  # the best start
+    return Carving(search.territory.copy(), search.excess(), search.compactness(), passes, tried)
 
 
 def refine(graph: UnitGraph, settings: CarveSettings, territory: np.ndarray, pinned: set[int],
            time_limit: float) -> Carving:
     """Local search and ejection chains from a given plan (e.g. one of equal shares, to reach each
     territory's own share); pinned units stay."""
-    deadline = time.perf_counter() + time_limit
     search = _Search(graph, settings, territory, pinned)
-    passes = search.run(deadline, settings.max_passes)
-    while search.excess() > EXCESS_TOLERANCE and time.perf_counter() < deadline and search.chain(deadline):
-        passes += search.run(deadline, settings.max_passes)
+    passes = _improve(search, time.perf_counter() + time_limit, np.random.default_rng(settings.seed),
+                      settings.max_passes, settings.recombine)
     return Carving(search.territory.copy(), search.excess(), search.compactness(), passes, 1)
+
+
+def _improve(search: _Search, deadline: float, rng: np.random.Generator, max_passes: int,
+             recombine: bool = True) -> int:
+    """Boundary moves; ejection chains while a territory is out of tolerance and no move helps; then
+    recombination of neighbouring pairs while it finds better plans (see the module docstring)."""
+    passes = search.run(deadline, max_passes)
+    while search.excess() > EXCESS_TOLERANCE and time.perf_counter() < deadline and search.chain(deadline):
+        passes += search.run(deadline, max_passes)  # boxed in: pass load along a chain, then moves
+    trees, rounds = RECOMBINE_TREES, 0
+    while recombine and time.perf_counter() < deadline and trees <= RECOMBINE_MOST_TREES \
+            and rounds < RECOMBINE_PASSES:
+        rounds += 1
+        before = (search.excess(), search.compactness())
+        if search.recombine(deadline, rng, trees):
+            passes += search.run(deadline, max_passes)
+        if search.excess() >= before[0] - EXCESS_TOLERANCE and \
+                search.compactness() > before[1] * (1 - RECOMBINE_MIN_GAIN):
+            trees *= 2  # little found: look at more splits of each pair
+    return passes
 
 
 def _bisect_all(graph: UnitGraph, settings: CarveSettings, pinned: dict[int, int], rng: np.random.Generator
@@ -573,6 +609,134 @@ class _Search:
             return None
         keep = pinned[0] if pinned else int(np.argmax([value[part].sum() for part in parts]))
         return piece + [v for i, part in enumerate(parts) if i != keep for v in part]
+
+    def recombine(self, deadline: float, rng: np.random.Generator, trees: int = RECOMBINE_TREES) -> int:
+        """One pass of recombination over neighbouring pairs of territories, in random order: the two are
+        merged and split again along the edge of a random spanning tree that gives the best (balance
+        excess, compactness), both parts keeping their pinned units; kept when better. Returns the
+        number of pairs improved."""
+        edges = self.g.edges
+        a, b = self.territory[edges[:, 0]], self.territory[edges[:, 1]]
+        cut = a != b
+        pairs = np.unique(np.sort(np.column_stack([a[cut], b[cut]]), axis=1), axis=0)
+        improved = 0
+        for index in rng.permutation(len(pairs)).tolist():
+            if time.perf_counter() > deadline:
+                break
+            first, second = int(pairs[index, 0]), int(pairs[index, 1])
+            if self._recombine_pair(first, second, rng, trees):
+                improved += 1
+        return improved
+
+    def _recombine_pair(self, first: int, second: int, rng: np.random.Generator, trees: int) -> bool:
+        from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+        from scipy.sparse.linalg import spsolve_triangular
+
+        units = np.flatnonzero((self.territory == first) | (self.territory == second))
+        n = len(units)
+        if n < 2:
+            return False
+        sub = self.g.neighbours[units][:, units].tocoo()
+        upper = sub.row < sub.col
+        owner = self.territory[units]
+        pinned = np.array([u in self.pinned for u in units.tolist()])
+        # per unit: measures, w, w·x, w·y, w·|xy|², pinned to the first, pinned to the second
+        columns = np.column_stack([self.values[units], self.w[units], self.wx[units], self.wxx[units],
+                                   pinned & (owner == first), pinned & (owner == second)]).astype(float)
+        m = self.values.shape[1]
+        before_excess = self._excess_of(first, self.load[first]) + self._excess_of(second, self.load[second])
+        best_key = (before_excess, self._pair_compactness(units, owner == first, first, second))
+        best_side = None
+        for _ in range(trees):
+            weights = rng.random(int(upper.sum())) + 1e-3
+            tree = minimum_spanning_tree(sp.coo_matrix((weights, (sub.row[upper], sub.col[upper])), shape=(n, n)))
+            order, parent = breadth_first_order(tree + tree.T, 0, directed=False, return_predecessors=True)
+            if len(order) < n:
+                return False  # the two do not form one connected piece
+            # subtree sums: in breadth-first positions a parent comes first, so (I − children) S = X is
+            # upper triangular
+            position = np.empty(n, dtype=np.int64)
+            position[order] = np.arange(n)
+            child = order[1:]
+            children = sp.csr_matrix((np.ones(n - 1), (position[parent[child]], position[child])), shape=(n, n))
+            sums = spsolve_triangular((sp.identity(n, format="csr") - children).tocsr(), columns[order],
+                                      lower=False)[1:]  # every subtree but the whole (the root's)
+            total = columns.sum(axis=0)
+            load, rest = sums[:, :m], total[:m] - sums[:, :m]
+            w, wx, wxx = sums[:, m], sums[:, m + 1:m + 3], sums[:, m + 3]
+            pins_first, pins_second = sums[:, m + 4], sums[:, m + 5]
+            keep_first = (pins_first == total[m + 4]) & (pins_second == 0)  # subtree can be the first's
+            keep_second = (pins_second == total[m + 5]) & (pins_first == 0)
+            if not self.boundary_mode:
+                inertia = (wxx - (wx**2).sum(axis=1) / np.maximum(w, 1e-300)
+                           + (total[m + 3] - wxx) - ((total[m + 1:m + 3] - wx) ** 2).sum(axis=1)
+                           / np.maximum(total[m] - w, 1e-300)) / self.scale
+            for inner, outer, allowed in ((first, second, keep_first), (second, first, keep_second)):
+                if not allowed.any():
+                    continue
+                excess = self._excess_rows(inner, load) + self._excess_rows(outer, rest)
+                candidates = np.flatnonzero(allowed & (excess <= best_key[0] + EXCESS_TOLERANCE))
+                if candidates.size == 0:
+                    continue
+                lowest = float(excess[candidates].min())
+                candidates = candidates[excess[candidates] <= lowest + EXCESS_TOLERANCE]
+                if self.boundary_mode:  # cut edges, counted for the few candidates left
+                    compact = np.array([self._pair_compactness(
+                        units, self._side(order, parent, order[1 + c], n, inner == first), first, second)
+                        for c in candidates.tolist()])
+                else:
+                    compact = inertia[candidates]
+                pick = int(np.argmin(compact))
+                key = (float(excess[candidates[pick]]), float(compact[pick]))
+                if key[0] < best_key[0] - EXCESS_TOLERANCE or (key[0] <= best_key[0] + EXCESS_TOLERANCE
+                                                              and key[1] < best_key[1] - 1e-12):
+                    best_key = key
+                    best_side = self._side(order, parent, order[1 + candidates[pick]], n, inner == first)
+        if best_side is None:
+            return False
+        for unit, is_first in zip(units.tolist(), best_side.tolist(), strict=True):
+            target = first if is_first else second
+            if self.territory[unit] != target:
+                self._move(unit, int(self.territory[unit]), target)
+        return True
+
+    def _excess_rows(self, t: int, load: np.ndarray) -> np.ndarray:
+        """`_excess_of` for many candidate loads (rows × measures) of territory t."""
+        deviation = np.abs(load / self.target[t] - 1.0) - self.tolerance
+        return (np.maximum(deviation, 0.0) ** 2).sum(axis=1)
+
+    def _side(self, order: np.ndarray, parent: np.ndarray, node: int, n: int, subtree_is_first: bool) -> np.ndarray:
+        """Which of the pair's units go to the first territory when the tree is cut above `node`."""
+        inside = self._subtree_mask(order, parent, node, n)
+        return inside if subtree_is_first else ~inside
+
+    @staticmethod
+    def _subtree_mask(order: np.ndarray, parent: np.ndarray, node: int, n: int) -> np.ndarray:
+        """Which of the tree's nodes lie in the subtree of `node` (their path to the root passes it)."""
+        inside = np.zeros(n, dtype=bool)
+        inside[node] = True
+        for v in order.tolist():  # breadth-first: a parent comes before its children
+            if v != node and parent[v] >= 0 and inside[parent[v]]:
+                inside[v] = True
+        return inside
+
+    def _pair_compactness(self, units: np.ndarray, in_first: np.ndarray, first: int, second: int) -> float:
+        """The compactness the two territories contribute when `in_first` of `units` are the first's."""
+        if self.boundary_mode:
+            label = np.full(self.g.size, -1)
+            label[units] = np.where(in_first, first, second)
+            edges = self.g.edges
+            a, b = label[edges[:, 0]], label[edges[:, 1]]
+            inside_pair = (a >= 0) | (b >= 0)
+            ta = np.where(a >= 0, a, self.territory[edges[:, 0]])
+            tb = np.where(b >= 0, b, self.territory[edges[:, 1]])
+            return float(self.g.edge_length[inside_pair & (ta != tb)].sum())
+        total = 0.0
+        for mask in (in_first, ~in_first):
+            picked = units[mask]
+            total += self._inertia(float(self.w[picked].sum()), self.wx[picked].sum(axis=0),
+                                   float(self.wxx[picked].sum()))
+        return total / self.scale
 
     def run(self, deadline: float, max_passes: int) -> int:
         """Passes over the boundary units in a fixed order until a pass moves nothing; returns passes."""

@@ -40,7 +40,7 @@ def frames(graph: UnitGraph, territory: np.ndarray) -> tuple[pd.DataFrame, pd.Da
 @pytest.mark.parametrize(("count", "tolerance"), [(10, 0.02), (40, 0.02), (100, 0.05)])
 def test_a_grid_is_carved_into_contiguous_balanced_territories(count, tolerance):
     graph = grid_graph(40, 40)
-    carving = carve(graph, CarveSettings(count=count, tolerances={"workload": tolerance}, starts=2))
+    carving = carve(graph, CarveSettings(count=count, tolerances={"workload": tolerance}, starts=2, time_limit=8))
     assert carving.excess == 0
     assert np.bincount(carving.territory, minlength=count).min() > 0
     assert check_territories(*frames(graph, carving.territory), {"workload": tolerance}) == []
@@ -126,3 +126,21 @@ def test_ejection_chains_keep_territories_connected_pins_held_and_lower_the_exce
         assert check_territories(*frames(graph, search.territory), {}) == []  # every territory contiguous
         assert np.allclose(search.load[:, 0], np.bincount(search.territory, graph.measures["workload"], 6))
     assert chains > 0, "the grown plan was already balanced: no chain tested"
+
+
+def test_recombination_improves_compactness_and_keeps_balance_contiguity_and_pins():
+    from tercap.territory.carve import _bisect_all, _improve, _Search
+
+    graph = grid_graph(24, 24, seed=8)
+    settings = CarveSettings(count=12, tolerances={"workload": 0.02})
+    pinned = {0: 0, 575: 1}
+    territory = _bisect_all(graph, settings, pinned, np.random.default_rng(3))
+    assert territory is not None
+    moves_only = _Search(graph, settings, territory, set(pinned))
+    _improve(moves_only, time.perf_counter() + 30, np.random.default_rng(3), 200, recombine=False)
+    recombined = _Search(graph, settings, moves_only.territory, set(pinned))
+    _improve(recombined, time.perf_counter() + 15, np.random.default_rng(3), 200)
+    assert recombined.excess() == 0 and moves_only.excess() == 0
+    assert recombined.compactness() < 0.97 * moves_only.compactness()  # local optimum of moves, beaten
+    assert all(recombined.territory[u] == t for u, t in pinned.items())
+    assert check_territories(*frames(graph, recombined.territory), {"workload": 0.02}) == []
