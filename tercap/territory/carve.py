@@ -28,8 +28,8 @@
    compactness, both parts keeping their pinned units, replaces the pair when it is better. A pass
    that gains less than RECOMBINE_MIN_GAIN doubles the trees; it ends after such a pass with
    RECOMBINE_MOST_TREES, after RECOMBINE_PASSES passes, or at the time limit (the only end that
-   depends on the machine: the same seed gives the same territories unless the limit cuts in).
-   Subtree sums come from one triangular solve per tree, so every cut edge is judged at once.
+   depends on the machine: the same seed gives the same territories unless the limit cuts in). A
+   subtree is a run of the tree's depth-first order, so running sums judge every cut edge at once.
 Fixed and locked units never move.
 """
 
@@ -629,48 +629,47 @@ class _Search:
         return improved
 
     def _recombine_pair(self, first: int, second: int, rng: np.random.Generator, trees: int) -> bool:
-        from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
-        from scipy.sparse.linalg import spsolve_triangular
+        from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
 
         units = np.flatnonzero((self.territory == first) | (self.territory == second))
         n = len(units)
         if n < 2:
             return False
-        sub = self.g.neighbours[units][:, units].tocoo()
-        upper = sub.row < sub.col
+        upper = sp.triu(self.g.neighbours[units][:, units], k=1).tocsr()  # its data: random weights per tree
         owner = self.territory[units]
         pinned = np.array([u in self.pinned for u in units.tolist()])
         # per unit: measures, w, w·x, w·y, w·|xy|², pinned to the first, pinned to the second
         columns = np.column_stack([self.values[units], self.w[units], self.wx[units], self.wxx[units],
                                    pinned & (owner == first), pinned & (owner == second)]).astype(float)
+        total = columns.sum(axis=0)
         m = self.values.shape[1]
         before_excess = self._excess_of(first, self.load[first]) + self._excess_of(second, self.load[second])
         best_key = (before_excess, self._pair_compactness(units, owner == first, first, second))
         best_side = None
         for _ in range(trees):
-            weights = rng.random(int(upper.sum())) + 1e-3
-            tree = minimum_spanning_tree(sp.coo_matrix((weights, (sub.row[upper], sub.col[upper])), shape=(n, n)))
-            order, parent = breadth_first_order(tree + tree.T, 0, directed=False, return_predecessors=True)
+            upper.data = rng.random(upper.nnz) + 1e-3
+            order, parent = depth_first_order(minimum_spanning_tree(upper), 0, directed=False,
+                                              return_predecessors=True)
             if len(order) < n:
                 return False  # the two do not form one connected piece
-            # subtree sums: in breadth-first positions a parent comes first, so (I − children) S = X is
-            # upper triangular
-            position = np.empty(n, dtype=np.int64)
-            position[order] = np.arange(n)
-            child = order[1:]
-            children = sp.csr_matrix((np.ones(n - 1), (position[parent[child]], position[child])), shape=(n, n))
-            sums = spsolve_triangular((sp.identity(n, format="csr") - children).tocsr(), columns[order],
-                                      lower=False)[1:]  # every subtree but the whole (the root's)
-            total = columns.sum(axis=0)
+            # a subtree is a run of the depth-first order: its sums are differences of running sums
+            size = [1] * n
+            parents = parent.tolist()
+            for v in reversed(order[1:].tolist()):
+                size[parents[v]] += size[v]
+            running = np.vstack([np.zeros(columns.shape[1]), np.cumsum(columns[order], axis=0)])
+            start = np.arange(1, n)  # every subtree but the whole (the root's), by its first position
+            sums = running[start + np.array(size)[order[1:]]] - running[start]
             load, rest = sums[:, :m], total[:m] - sums[:, :m]
             w, wx, wxx = sums[:, m], sums[:, m + 1:m + 3], sums[:, m + 3]
             pins_first, pins_second = sums[:, m + 4], sums[:, m + 5]
-            keep_first = (pins_first == total[m + 4]) & (pins_second == 0)  # subtree can be the first's
+            keep_first = (pins_first == total[m + 4]) & (pins_second == 0)  # the subtree can be the first's
             keep_second = (pins_second == total[m + 5]) & (pins_first == 0)
             if not self.boundary_mode:
                 inertia = (wxx - (wx**2).sum(axis=1) / np.maximum(w, 1e-300)
                            + (total[m + 3] - wxx) - ((total[m + 1:m + 3] - wx) ** 2).sum(axis=1)
                            / np.maximum(total[m] - w, 1e-300)) / self.scale
+
             for inner, outer, allowed in ((first, second, keep_first), (second, first, keep_second)):
                 if not allowed.any():
                     continue
@@ -681,17 +680,15 @@ class _Search:
                 lowest = float(excess[candidates].min())
                 candidates = candidates[excess[candidates] <= lowest + EXCESS_TOLERANCE]
                 if self.boundary_mode:  # cut edges, counted for the few candidates left
-                    compact = np.array([self._pair_compactness(
-                        units, self._side(order, parent, order[1 + c], n, inner == first), first, second)
-                        for c in candidates.tolist()])
+                    compact = np.array([self._pair_compactness(units, _side(order, size, c, inner == first),
+                                                               first, second) for c in candidates.tolist()])
                 else:
                     compact = inertia[candidates]
                 pick = int(np.argmin(compact))
                 key = (float(excess[candidates[pick]]), float(compact[pick]))
                 if key[0] < best_key[0] - EXCESS_TOLERANCE or (key[0] <= best_key[0] + EXCESS_TOLERANCE
                                                               and key[1] < best_key[1] - 1e-12):
-                    best_key = key
-                    best_side = self._side(order, parent, order[1 + candidates[pick]], n, inner == first)
+                    best_key, best_side = key, _side(order, size, int(candidates[pick]), inner == first)
         if best_side is None:
             return False
         for unit, is_first in zip(units.tolist(), best_side.tolist(), strict=True):
@@ -704,21 +701,6 @@ class _Search:
         """`_excess_of` for many candidate loads (rows × measures) of territory t."""
         deviation = np.abs(load / self.target[t] - 1.0) - self.tolerance
         return (np.maximum(deviation, 0.0) ** 2).sum(axis=1)
-
-    def _side(self, order: np.ndarray, parent: np.ndarray, node: int, n: int, subtree_is_first: bool) -> np.ndarray:
-        """Which of the pair's units go to the first territory when the tree is cut above `node`."""
-        inside = self._subtree_mask(order, parent, node, n)
-        return inside if subtree_is_first else ~inside
-
-    @staticmethod
-    def _subtree_mask(order: np.ndarray, parent: np.ndarray, node: int, n: int) -> np.ndarray:
-        """Which of the tree's nodes lie in the subtree of `node` (their path to the root passes it)."""
-        inside = np.zeros(n, dtype=bool)
-        inside[node] = True
-        for v in order.tolist():  # breadth-first: a parent comes before its children
-            if v != node and parent[v] >= 0 and inside[parent[v]]:
-                inside[v] = True
-        return inside
 
     def _pair_compactness(self, units: np.ndarray, in_first: np.ndarray, first: int, second: int) -> float:
         """The compactness the two territories contribute when `in_first` of `units` are the first's."""
@@ -765,3 +747,11 @@ class _Search:
             if moved == 0 or time.perf_counter() > deadline:
                 return done
         return max_passes
+
+
+def _side(order: np.ndarray, size: list[int], candidate: int, subtree_is_first: bool) -> np.ndarray:
+    """Which of a recombined pair's units go to the first territory when its tree is cut above the
+    candidate-th node of the depth-first order after the root (its subtree: a run of that order)."""
+    inside = np.zeros(len(order), dtype=bool)
+    inside[order[1 + candidate:1 + candidate + size[order[1 + candidate]]]] = True
+    return inside if subtree_is_first else ~inside
