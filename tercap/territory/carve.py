@@ -30,6 +30,9 @@
    RECOMBINE_MOST_TREES, after RECOMBINE_PASSES passes, or at the time limit (the only end that
    depends on the machine: the same seed gives the same territories unless the limit cuts in). A
    subtree is a run of the tree's depth-first order, so running sums judge every cut edge at once.
+7. Iterated local search: SHAKES rounds, each recombining count ÷ SHAKE_SHARE random pairs along
+   random balanced cuts (better or not), settling again with moves and SHAKE_PASSES recombination
+   passes, and keeping the result only when it beats the best so far.
 Fixed and locked units never move.
 """
 
@@ -53,6 +56,9 @@ RECOMBINE_TREES = 8  # random spanning trees tried per pair of neighbouring terr
 RECOMBINE_MOST_TREES = 64  # a pass that gains little doubles the trees, up to this many
 RECOMBINE_MIN_GAIN = 0.002  # a pass gains little below this share of the compactness
 RECOMBINE_PASSES = 20  # passes at most: a budget of work, so that a result does not hang on the clock
+SHAKES = 30  # rounds of iterated local search after recombination settles
+SHAKE_SHARE = 5  # a shake recombines count ÷ this random pairs at random
+SHAKE_PASSES = 5  # recombination passes to settle after a shake
 STARTS_SHARE = 0.25  # of the time limit, at most, for the starts before the best is recombined
 
 
@@ -164,9 +170,33 @@ def _improve(search: _Search, deadline: float, rng: np.random.Generator, max_pas
     passes = search.run(deadline, max_passes)
     while search.excess() > EXCESS_TOLERANCE and time.perf_counter() < deadline and search.chain(deadline):
         passes += search.run(deadline, max_passes)  # boxed in: pass load along a chain, then moves
+    if not recombine:
+        return passes
+    passes += _recombine_until_settled(search, deadline, rng, max_passes, RECOMBINE_PASSES, RECOMBINE_MOST_TREES)
+    # iterated local search: shake a few pairs, settle again, keep the result only if it is better
+    best = (search.excess(), search.compactness(), search.territory.copy())
+    for _ in range(SHAKES):
+        if time.perf_counter() > deadline:
+            break
+        search.shake(rng, max(1, search.count // SHAKE_SHARE))
+        passes += search.run(deadline, max_passes)
+        passes += _recombine_until_settled(search, deadline, rng, max_passes, SHAKE_PASSES, RECOMBINE_TREES * 2)
+        excess, compactness = search.excess(), search.compactness()
+        if excess < best[0] - EXCESS_TOLERANCE or (excess <= best[0] + EXCESS_TOLERANCE and
+                                                   compactness < best[1] - 1e-12):
+            best = (excess, compactness, search.territory.copy())
+        else:
+            search.reset(best[2])
+    return passes
+
+
+def _recombine_until_settled(search: _Search, deadline: float, rng: np.random.Generator, max_passes: int,
+                             most_passes: int, most_trees: int) -> int:
+    """Recombination passes (each followed by boundary moves) until a pass with `most_trees` trees
+    gains little, `most_passes` passes, or the deadline; returns the boundary-move passes."""
+    passes = 0
     trees, rounds = RECOMBINE_TREES, 0
-    while recombine and time.perf_counter() < deadline and trees <= RECOMBINE_MOST_TREES \
-            and rounds < RECOMBINE_PASSES:
+    while time.perf_counter() < deadline and trees <= most_trees and rounds < most_passes:
         rounds += 1
         before = (search.excess(), search.compactness())
         if search.recombine(deadline, rng, trees):
@@ -402,6 +432,17 @@ class _Search:
         spread = float(np.sum(w * ((xy - (self.wx.sum(axis=0) / w.sum())) ** 2).sum(axis=1)))
         self.scale = max(spread, 1e-9)  # the inertia of one territory holding everything
 
+    def reset(self, territory: np.ndarray) -> None:
+        """Start again from `territory` (its loads and running sums recomputed)."""
+        self.territory = territory.copy()
+        self.load = np.zeros_like(self.load)
+        np.add.at(self.load, self.territory, self.values)
+        self.size = np.bincount(self.territory, minlength=self.count)
+        self.W = np.bincount(self.territory, self.w, minlength=self.count)
+        self.S = np.zeros((self.count, 2))
+        np.add.at(self.S, self.territory, self.wx)
+        self.Q = np.bincount(self.territory, self.wxx, minlength=self.count)
+
     # -- scores --------------------------------------------------------------------------------
 
     def _excess_of(self, t: int, load: np.ndarray) -> float:
@@ -610,6 +651,19 @@ class _Search:
         keep = pinned[0] if pinned else int(np.argmax([value[part].sum() for part in parts]))
         return piece + [v for i, part in enumerate(parts) if i != keep for v in part]
 
+    def shake(self, rng: np.random.Generator, pairs: int) -> None:
+        """Recombine `pairs` random neighbouring pairs along random balanced cuts, better or not: a kick
+        out of a local optimum."""
+        edges = self.g.edges
+        for _ in range(pairs):
+            a, b = self.territory[edges[:, 0]], self.territory[edges[:, 1]]
+            cut = np.flatnonzero(a != b)
+            if cut.size == 0:
+                return
+            edge = int(cut[rng.integers(cut.size)])
+            self._recombine_pair(int(min(a[edge], b[edge])), int(max(a[edge], b[edge])), rng, RECOMBINE_TREES,
+                                 shake=True)
+
     def recombine(self, deadline: float, rng: np.random.Generator, trees: int = RECOMBINE_TREES) -> int:
         """One pass of recombination over neighbouring pairs of territories, in random order: the two are
         merged and split again along the edge of a random spanning tree that gives the best (balance
@@ -628,7 +682,11 @@ class _Search:
                 improved += 1
         return improved
 
-    def _recombine_pair(self, first: int, second: int, rng: np.random.Generator, trees: int) -> bool:
+    def _recombine_pair(self, first: int, second: int, rng: np.random.Generator, trees: int,
+                        shake: bool = False) -> bool:
+        """Merge two neighbouring territories and split them again: along the best cut edge of `trees`
+        random spanning trees when that beats the pair as it is, or (`shake`) along a random cut edge of
+        the first tree that has one no less balanced than the pair is now."""
         from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
 
         units = np.flatnonzero((self.territory == first) | (self.territory == second))
@@ -670,6 +728,17 @@ class _Search:
                            + (total[m + 3] - wxx) - ((total[m + 1:m + 3] - wx) ** 2).sum(axis=1)
                            / np.maximum(total[m] - w, 1e-300)) / self.scale
 
+            if shake:
+                options = [(c, inner == first) for inner, outer, allowed in
+                           ((first, second, keep_first), (second, first, keep_second))
+                           for c in np.flatnonzero(allowed & (self._excess_rows(inner, load)
+                                                              + self._excess_rows(outer, rest)
+                                                              <= before_excess + EXCESS_TOLERANCE)).tolist()]
+                if options:
+                    candidate, subtree_is_first = options[int(rng.integers(len(options)))]
+                    best_side = _side(order, size, candidate, subtree_is_first)
+                    break
+                continue
             for inner, outer, allowed in ((first, second, keep_first), (second, first, keep_second)):
                 if not allowed.any():
                     continue
