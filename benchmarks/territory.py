@@ -20,13 +20,16 @@ planar km coordinates and edges) into the same number of territories:
   part of the graph, each part with the territories tercap gives it), then a ReCom chain
   (`recom` with pair reselection, `within_percent_of_ideal_population` at the tolerance) that runs
   for as many seconds as tercap took on that size, after the seed; the plan it visits with the
-  smallest mean radius is kept. Its seconds are the seed's and the chain's together.
+  smallest moment of inertia (the `distance` measure tercap minimises) is kept. Its seconds are the
+  seed's and the chain's together.
 
 Each peer runs in a process of its own, timed from its input arrays to its labels (library imports
 and process start not counted), and is stopped after --peer-limit seconds ("did not finish").
 Every plan is measured by one function: seconds, worst |workload ÷ mean − 1|, share of territories
-within the tolerance, mean workload-weighted radius about each territory's workload centre (the
-`compactness` column of tercap's plans), cut edges, and contiguity of every territory (networkx).
+within the tolerance, the root-mean-square distance of the workload from its territory's workload
+centre (√ of the moment of inertia ÷ the workload: the `distance` measure), the mean workload-weighted
+radius of a territory (the `compactness` column of tercap's plans), cut edges, and contiguity of every
+territory (networkx).
 
 The peers are an optional extra of the package:
     .venv/bin/pip install -e '.[bench]'
@@ -73,6 +76,7 @@ class Figures:
     seconds: float
     worst: float
     within: float
+    rms: float  # km: √(Σ w·d² ÷ Σ w), d from each unit to its territory's workload centre (`distance`)
     radius: float
     cut_edges: int
     contiguous: bool
@@ -86,6 +90,7 @@ def measure(units: Units, labels: np.ndarray, count: int, seconds: float, tolera
     deviation = np.abs(load / load.mean() - 1.0)
     weight = units.workload + 1e-9  # as tercap's plans: units without workload still count a little
     radius = np.zeros(count)
+    moment = 0.0
     graph = nx.Graph()
     graph.add_nodes_from(range(len(labels)))
     graph.add_edges_from(units.edges.tolist())
@@ -96,12 +101,13 @@ def measure(units: Units, labels: np.ndarray, count: int, seconds: float, tolera
             contiguous = False
             continue
         centre = (weight[members, None] * units.xy[members]).sum(axis=0) / weight[members].sum()
-        radius[t] = np.sqrt((weight[members] * ((units.xy[members] - centre) ** 2).sum(axis=1)).sum()
-                            / weight[members].sum())
+        inertia = float((weight[members] * ((units.xy[members] - centre) ** 2).sum(axis=1)).sum())
+        moment += inertia
+        radius[t] = np.sqrt(inertia / weight[members].sum())
         contiguous = contiguous and nx.is_connected(graph.subgraph(np.flatnonzero(members).tolist()))
     cut = int((labels[units.edges[:, 0]] != labels[units.edges[:, 1]]).sum())
     return Figures(seconds, float(deviation.max()), float(np.mean(deviation <= tolerance + 1e-9)),
-                   float(radius.mean()), cut, contiguous)
+                   float(np.sqrt(moment / weight.sum())), float(radius.mean()), cut, contiguous)
 
 
 def spopt_region_kmeans(units: Units, count: int, tolerance: float, budget: float) -> tuple[np.ndarray, str]:
@@ -187,13 +193,12 @@ def gerrychain_recom(units: Units, count: int, tolerance: float, budget: float) 
                         [within_percent_of_ideal_population(partition, tolerance, pop_key="workload")],
                         initial_partition=partition, total_steps=10**9, rng=rng)
 
-    def radius(state: Partition) -> float:
+    def radius(state: Partition) -> float:  # the compactness tercap minimises: Σ w·d² about the centres
         total = 0.0
         for t, w in state["workload"].items():
             w = max(w, 1e-12)
-            cx, cy = state["wx"][t] / w, state["wy"][t] / w
-            total += np.sqrt(max(state["wr2"][t] / w - cx * cx - cy * cy, 0.0))
-        return total / count
+            total += max(state["wr2"][t] - (state["wx"][t] ** 2 + state["wy"][t] ** 2) / w, 0.0)
+        return total
 
     best, best_labels, steps = np.inf, labels, 0
     stop = time.perf_counter() + budget
@@ -292,17 +297,20 @@ def main() -> None:
              f"Python {platform.python_version()}, with:",
              "", "```", shlex.join([".venv/bin/python", *sys.argv]), "```", "",
              "| units × territories | method | seconds | worst deviation | territories within tolerance "
-             "| mean radius km | cut edges | all contiguous | notes |",
-             "|---|---|---:|---:|---:|---:|---:|---|---|"]
+             "| RMS distance km | mean radius km | cut edges | all contiguous | notes |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for size, name, figures, detail in rows:
         if figures is None:
-            lines.append(f"| {size} | {name} | – | – | – | – | – | – | {detail} |")
+            lines.append(f"| {size} | {name} | – | – | – | – | – | – | – | {detail} |")
             continue
         lines.append(f"| {size} | {name} | {figures.seconds:.1f} | {figures.worst:.2%} | {figures.within:.0%} | "
-                     f"{figures.radius:,.1f} | {figures.cut_edges:,} | {'yes' if figures.contiguous else 'no'} | "
-                     f"{detail} |")
-    lines += ["", "Mean radius: the workload-weighted radius about each territory's workload centre (tercap's "
-              "`compactness` column),", "averaged over territories. spopt's region k-means does not balance "
+                     f"{figures.rms:,.1f} | {figures.radius:,.1f} | {figures.cut_edges:,} | "
+                     f"{'yes' if figures.contiguous else 'no'} | {detail} |")
+    lines += ["", "RMS distance: √(Σ w·d² ÷ Σ w) over all units, d the distance from a unit to its territory's "
+              "workload centre and w its workload:", "the compactness measure `distance` (the moment of inertia) "
+              "that tercap minimises and GerryChain's chain keeps its best plan by. Mean radius: the "
+              "workload-weighted radius", "of each territory (tercap's `compactness` column), averaged over "
+              "territories. spopt's region k-means does not balance "
               "workload; GerryChain's ReCom chain ran for tercap's", f"seconds after its seed. Load average (1 min) "
               f"{load_before:.1f} before the run and {os.getloadavg()[0]:.1f} after: other work on the machine "
               "lengthens every", "method's seconds."]
