@@ -24,6 +24,8 @@ class SolveLimits:
     mip_gap: float = 1e-4  # relative gap at which the search may stop
     threads: int = 1
     seed: int = 0
+    absolute_gap: float = 0.0  # objective − bound at which the search may stop (HiGHS; e.g. 0.99 when
+    #                            the objective is a whole number)
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,6 +29,8 @@ class HighsBackend:
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(limits.time_limit))
         h.setOptionValue("mip_rel_gap", float(limits.mip_gap))
+        if limits.absolute_gap > 0:
+            h.setOptionValue("mip_abs_gap", float(limits.absolute_gap))
         h.setOptionValue("threads", int(limits.threads))
         h.setOptionValue("random_seed", int(limits.seed) % 2_147_483_647)
         lp = highspy.HighsLp()

@@ -29,6 +29,7 @@ from tercap.scenario.schema import Territory
 from tercap.territory.carve import CarveSettings, Carving, _Search, carve, refine
 from tercap.territory.check import check_territories
 from tercap.territory.exact import EXACT_MAX_UNITS, exact_carving
+from tercap.territory.labeling import cut_edge_carving
 from tercap.territory.units import UnitGraph, planar_km, unit_graph
 
 __all__ = ["TerritoryPlan", "design_territories", "rebalance_territories", "unit_graph"]
@@ -372,8 +373,11 @@ def _exact_plan(team: _Team, graph: UnitGraph, carving: CarveSettings, rep_ids: 
     with contextlib.suppress(ValueError):  # no heuristic plan (e.g. too few territories): the solver alone
         start = carve(graph, dataclasses.replace(carving, starts=2, time_limit=min(10.0, time_limit / 4)),
                       {int(u): j for j, u in enumerate(homes)} if homes is not None else {}).territory
-    result = exact_carving(graph, count, dict(settings.balance), settings.compactness, homes, time_limit,
-                           start=start, shares=shares)
+    if settings.compactness == "boundary" and homes is None:  # free territories, fewest cut edges: labels
+        result = cut_edge_carving(graph, count, dict(settings.balance), time_limit, start=start)
+    else:
+        result = exact_carving(graph, count, dict(settings.balance), settings.compactness, homes, time_limit,
+                               start=start, shares=shares)
     if result.territory is None:
         word = "proven infeasible" if result.status.value == "infeasible" else "no plan in the time limit"
         raise TercapError(f"territory design (exact model): {word} ({result.solver_status}); "

@@ -11,6 +11,7 @@ import pytest
 from tercap.status import SolveStatus
 from tercap.territory.check import check_territories
 from tercap.territory.exact import exact_carving
+from tercap.territory.units import UnitGraph
 from tests.territory.test_carve import frames, grid_graph
 
 
@@ -92,3 +93,41 @@ def test_a_heuristic_plan_is_a_valid_first_plan_of_the_exact_model(compactness):
         assert model.objective(values) == pytest.approx(cut)
     result = exact_carving(graph, 3, tolerances, compactness, time_limit=5, start=start)
     assert result.objective is not None and result.objective <= model.objective(values) + 1e-9
+
+
+@pytest.mark.parametrize(("rows", "columns", "count", "tolerance", "seed", "lengths"), [
+    (3, 3, 3, 0.35, 1, False), (3, 4, 2, 0.2, 4, False), (2, 5, 3, 0.3, 6, False), (4, 4, 2, 0.15, 7, False),
+    (3, 4, 2, 0.25, 9, True), (3, 3, 3, 0.4, 10, True)])
+def test_cut_edge_labeling_model_finds_the_brute_force_optimum(rows, columns, count, tolerance, seed, lengths):
+    from tercap.territory.labeling import cut_edge_carving
+
+    graph = grid_graph(rows, columns, seed=seed)
+    if lengths:  # border lengths that are not whole numbers: no rounding of the bound
+        graph = UnitGraph(graph.unit_ids, graph.lat, graph.lon, graph.measures, graph.edges,
+                          np.random.default_rng(seed).uniform(0.5, 3.0, len(graph.edges)), derived=False)
+    result = cut_edge_carving(graph, count, {"workload": tolerance}, time_limit=60)
+    expected = brute_force(graph, count, tolerance, "boundary")
+    assert result.status is SolveStatus.OPTIMAL and result.territory is not None
+    assert result.objective == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert result.bound == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert check_territories(*frames(graph, result.territory), {"workload": tolerance}) == []
+
+
+def test_cut_edge_model_takes_a_plan_as_a_feasible_start_and_proves_infeasibility():
+    from tercap.territory.carve import CarveSettings, carve
+    from tercap.territory.labeling import _columns_of, cut_edge_carving, cut_edge_model
+
+    graph = grid_graph(6, 6, seed=11)
+    tolerances = {"workload": 0.05}
+    plan = carve(graph, CarveSettings(count=3, tolerances=tolerances, compactness="boundary", time_limit=5))
+    assert plan.excess == 0
+    model, layout, order = cut_edge_model(graph, 3, tolerances)
+    x = _columns_of(graph, layout, order, plan.territory)
+    assert x is not None
+    activity = model.matrix @ x
+    assert np.all(activity >= model.row_lower - 1e-7) and np.all(activity <= model.row_upper + 1e-7)
+    assert np.all(x >= model.col_lower - 1e-9) and np.all(x <= model.col_upper + 1e-9)
+    assert model.objective(x) == pytest.approx(plan.compactness)
+    graph.measures["workload"][0] = 5 * graph.measures["workload"].sum()
+    impossible = cut_edge_carving(graph, 2, {"workload": 0.1}, time_limit=60)
+    assert impossible.status is SolveStatus.INFEASIBLE and impossible.territory is None
