@@ -137,15 +137,19 @@ def _territory_section(run: PlanningRun) -> list[str]:
     plan = run.territories
     assert plan is not None
     names = rep_names(run.scenario)
-    table = plan.territories.assign(name=plan.territories["rep_id"].map(names).fillna(""),
+    reps = plan.territories["rep_id"].fillna("").str.split(";")
+    table = plan.territories.assign(name=reps.map(lambda ids: ", ".join(names.get(r, r) for r in ids if r)),
                                     contiguous=plan.territories["contiguous"].map({True: "yes", False: "no"}))
+    settings = run.scenario.settings.territory
+    inside = settings is not None and settings.account_level
     rebalanced = plan.trade_off is not None
     tolerances = ", ".join(f"{escape(m)} ±{t:.1%}" for m, t in plan.tolerances.items())
     lede = (f"<p>{len(plan.territories):,} territories "
             + ("rebalanced from today's" if rebalanced else "carved from the geo units")
             + (f", one map per segment ({escape(', '.join(plan.segments))})" if len(plan.segments) > 1 else "")
             + f"; balance asked: {tolerances}; {int(plan.units['moved'].sum()):,} units change rep. "
-            "Accounts follow their unit's territory.</p>")
+            + ("Accounts are assigned among their territory's reps." if inside else
+               "Accounts follow their unit's territory.") + "</p>")
     out = ["<h2>Territories</h2>", lede, _whole_figure(territory_maps(plan, run.scenario),
                                                        "Units coloured by territory, borders in black, rep homes "
                                                        "as triangles.")]

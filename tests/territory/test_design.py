@@ -198,6 +198,10 @@ def test_account_level_assigns_each_account_among_its_territorys_reps(tmp_path: 
     by_account, by_rep = territory_members(run.territories, scenario)
     given = run.plan.assignments.set_index("account_id")["rep_id"]
     assert (given.map(by_rep).to_numpy() == by_account.loc[given.index].to_numpy()).all()  # inside territory
+    from tercap.report import write_run
+
+    report = write_run(run, tmp_path / "run").read_text(encoding="utf-8")
+    assert "assigned among their territory&#x27;s reps" in report or "assigned among their territory's reps" in report
     with pytest.raises(TercapError, match="account_level"):
         run_plan(scenario.replace(territory={"account_level": False}), trials=100, seed=1)
     from tercap.assign import TerritoryGroups
