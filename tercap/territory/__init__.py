@@ -95,6 +95,9 @@ def _settings(scenario: Scenario) -> Territory:
 
 ALL = "all"  # the segment name of a carving that covers every account
 REP_SEPARATOR = ";"  # between the reps of a territory that has several
+EXPERIENCE_FIT = 1.0  # weight of experience × demand in placing reps (distance counts 1 per median distance)
+MAX_EXPERIENCE_YEARS = 10.0  # experience beyond this counts the same
+FINISH_SHARE = 0.05  # of the time limit kept for building and checking the plan once the carving stops
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,7 +276,7 @@ def _design_team(team: _Team, count: int | None, *, time_limit: float, seed: int
     per_rep = count == len(rep_ids)
     fixed, locked, notes = _pinned(team, graph, rep_ids, settings.keep_home_units) if per_rep else ({}, {}, [])
     carve_settings = CarveSettings(count=count, tolerances=dict(settings.balance), compactness=settings.compactness,
-                                   starts=starts, time_limit=time_limit, seed=seed,
+                                   starts=starts, time_limit=time_limit * (1 - FINISH_SHARE), seed=seed,
                                    shares=tuple(team.capacity_shares()) if per_rep and settings.shares == "capacity"
                                    else None)
     if graph.derived:
@@ -444,7 +447,10 @@ def _group_reps(team: _Team, graph: UnitGraph, territory: np.ndarray, count: int
 def _placement_cost(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str], count: int
                     ) -> np.ndarray:
     """Reps × territories: distance from home to the territory's workload centre (÷ the median), less
-    the share of a territory's workload the rep owns there today."""
+    the share of a territory's workload the rep owns there today, less EXPERIENCE_FIT × the rep's
+    experience (0–1 over MAX_EXPERIENCE_YEARS) × how demanding the territory is (its potential and its
+    complex-process workload, each ÷ the mean, averaged, minus one): senior reps to the territories
+    with the most potential and the most complex buying."""
     reps = team.reps.set_index("rep_id").loc[rep_ids]
     weight = graph.measures["workload"] + 1e-9
     centre = np.zeros((count, 2))
@@ -457,12 +463,29 @@ def _placement_cost(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_id
     for r, rep in enumerate(rep_ids):
         np.add.at(kept[r], territory[owner == rep], weight[owner == rep])
     kept /= max(float(weight.sum()) / count, 1e-12)
-    return distance / max(float(np.median(distance)), 1e-9) - kept
+    potential = np.bincount(territory, graph.measures["potential"], minlength=count)
+    accounts = team.accounts
+    complex_process = accounts["buying_process"].eq("complex").to_numpy(dtype=bool) if "buying_process" in \
+        accounts else np.zeros(len(accounts), dtype=bool)
+    unit = pd.Index(graph.unit_ids).get_indexer(accounts["geo_unit"].astype(object))
+    placed = (unit >= 0) & complex_process
+    hard = np.bincount(territory[unit[placed]], accounts["workload_hours"].to_numpy(dtype=float)[placed],
+                       minlength=count)
+    demand = 0.5 * (_relative(potential) + _relative(hard)) - 1.0
+    experience = np.clip(reps["experience_years"].fillna(0.0).to_numpy(dtype=float), 0, MAX_EXPERIENCE_YEARS)
+    fit = EXPERIENCE_FIT * (experience / MAX_EXPERIENCE_YEARS)[:, None] * demand[None, :]
+    return distance / max(float(np.median(distance)), 1e-9) - kept - fit
+
+
+def _relative(values: np.ndarray) -> np.ndarray:
+    """Values ÷ their mean (ones where the mean is zero)."""
+    mean = float(values.mean()) if len(values) else 0.0
+    return values / mean if mean > 0 else np.ones(len(values))
 
 
 def _match_reps(team: _Team, graph: UnitGraph, territory: np.ndarray, rep_ids: list[str]) -> list[str]:
-    """Rep per territory by a linear assignment: distance from home to the territory's workload centre,
-    less a credit for the workload the rep already owns there."""
+    """Rep per territory by a linear assignment on `_placement_cost` (home distance, continuity,
+    experience against the territory's potential and complexity)."""
     rows, columns = linear_sum_assignment(_placement_cost(team, graph, territory, rep_ids, len(rep_ids)))
     result = [""] * len(rep_ids)
     for r, t in zip(rows.tolist(), columns.tolist(), strict=True):

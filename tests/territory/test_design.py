@@ -213,3 +213,20 @@ def test_account_level_assigns_each_account_among_its_territorys_reps(tmp_path: 
     wrong.loc[wrong["account_id"] == first, "rep_id"] = other
     problems = check_assignment(scenario, wrong, territories=TerritoryGroups(by_account, by_rep))
     assert any(p.startswith(f"territory: {first} ") for p in problems)
+
+
+def test_the_senior_rep_gets_the_territory_with_more_potential_and_complex_buying(tmp_path: Path):
+    path = write_grid(tmp_path)
+    accounts = pd.read_csv(tmp_path / "accounts.csv")
+    corner = (accounts["geo_unit"].str[1:3].astype(int) < 4) & (accounts["geo_unit"].str[3:5].astype(int) < 4)
+    accounts.assign(potential=np.where(corner, 200000, 10000), current_owner="",
+                    buying_process=np.where(corner, "complex", "transactional")).to_csv(tmp_path / "accounts.csv",
+                                                                                     index=False)
+    pd.DataFrame([("R1", 40.55, -89.45, "smb", 0.5), ("R2", 40.55, -89.45, "smb", 10.0)],  # the same home
+                 columns=["rep_id", "lat", "lon", "segment", "experience_years"]).to_csv(tmp_path / "reps.csv",
+                                                                                          index=False)
+    scenario = tercap.load(path).replace(territory={"keep_home_units": False})
+    plan = design_territories(scenario, time_limit=20, method="heuristic")
+    richer = plan.territories.sort_values("potential").iloc[-1]
+    assert plan.balanced and richer["potential"] > 1.5 * plan.territories["potential"].min()
+    assert richer["rep_id"] == "R2"  # the senior one
