@@ -33,6 +33,9 @@
 7. Iterated local search: SHAKES rounds, each recombining count ÷ SHAKE_SHARE random pairs along
    random balanced cuts (better or not), settling again with moves and SHAKE_PASSES recombination
    passes, and keeping the result only when it beats the best so far.
+8. MIP polish (`boundary`): each pair of neighbouring territories of at most POLISH_MAX_UNITS units
+   is re-split by the exact labeling model (tercap.territory.labeling), its split taken when proven
+   optimal and shorter.
 Fixed and locked units never move.
 """
 
@@ -46,6 +49,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
+from tercap.status import SolveStatus
 from tercap.territory.units import UnitGraph
 
 EXCESS_TOLERANCE = 1e-12  # balance excess below this counts as none
@@ -59,6 +63,8 @@ RECOMBINE_PASSES = 20  # passes at most: a budget of work, so that a result does
 SHAKES = 30  # rounds of iterated local search after recombination settles
 SHAKE_SHARE = 5  # a shake recombines count ÷ this random pairs at random
 SHAKE_PASSES = 5  # recombination passes to settle after a shake
+POLISH_MAX_UNITS = 40  # `boundary`: pairs of territories up to this many units are polished by the exact model
+POLISH_SECONDS = 3.0  # the exact model's time per pair; only a split it proves optimal is taken
 STARTS_SHARE = 0.25  # of the time limit, at most, for the starts before the best is recombined
 
 
@@ -187,6 +193,8 @@ def _improve(search: _Search, deadline: float, rng: np.random.Generator, max_pas
             best = (excess, compactness, search.territory.copy())
         else:
             search.reset(best[2])
+    if search.boundary_mode and search.mip_polish(deadline):
+        passes += search.run(deadline, max_passes)
     return passes
 
 
@@ -412,6 +420,7 @@ class _Search:
         self.lists = graph.adjacency_lists
         self.boundary_mode = settings.compactness == "boundary"
         names = list(settings.tolerances)
+        self.names = names
         self.values = np.column_stack([graph.measures[m] for m in names])  # units × measures
         self.tolerance = np.array([settings.tolerances[m] for m in names])
         total = self.values.sum(axis=0)
@@ -650,6 +659,59 @@ class _Search:
             return None
         keep = pinned[0] if pinned else int(np.argmax([value[part].sum() for part in parts]))
         return piece + [v for i, part in enumerate(parts) if i != keep for v in part]
+
+    def mip_polish(self, deadline: float) -> int:
+        """`boundary` only: each pair of neighbouring territories of at most POLISH_MAX_UNITS units and no
+        pinned unit, re-split by the exact labeling model (the pair's own targets as bounds, the pair's
+        split as the first plan, POLISH_SECONDS each); a split proven optimal and shorter replaces the
+        pair (only proven splits: the result does not hang on the clock). Returns the pairs improved."""
+        from tercap.territory.labeling import cut_edge_carving
+
+        if not self.boundary_mode:
+            return 0
+        edges = self.g.edges
+        a, b = self.territory[edges[:, 0]], self.territory[edges[:, 1]]
+        cut = a != b
+        pairs = np.unique(np.sort(np.column_stack([a[cut], b[cut]]), axis=1), axis=0)
+        improved = 0
+        for first, second in pairs.tolist():
+            if time.perf_counter() + POLISH_SECONDS > deadline:
+                break
+            units = np.flatnonzero((self.territory == first) | (self.territory == second))
+            if units.size > POLISH_MAX_UNITS or any(u in self.pinned for u in units.tolist()):
+                continue
+            position = np.full(self.g.size, -1)
+            position[units] = np.arange(units.size)
+            inside = (position[edges[:, 0]] >= 0) & (position[edges[:, 1]] >= 0)
+            pair_edges = position[edges[inside]]
+            if not pair_edges.size:
+                continue
+            measures = {name: self.values[units, m] for m, name in enumerate(self.names)}
+            measures.update({name: values[units] for name, values in self.g.measures.items()
+                             if name not in measures})
+            pair = UnitGraph(self.g.unit_ids[units], self.g.lat[units], self.g.lon[units], measures, pair_edges,
+                             self.g.edge_length[inside], derived=False)
+            # both territories hold the pair's targets: a label may go either way only with equal targets
+            if not np.allclose(self.target[first], self.target[second]):
+                continue
+            bounds = {name: ((1 - self.tolerance[m]) * self.target[first, m],
+                             (1 + self.tolerance[m]) * self.target[first, m]) for m, name in enumerate(self.names)}
+            start = (self.territory[units] == second).astype(np.int64)
+            before = float(self.g.edge_length[inside][start[pair_edges[:, 0]] != start[pair_edges[:, 1]]].sum())
+            result = cut_edge_carving(pair, 2, dict(zip(self.names, self.tolerance.tolist(), strict=True)),
+                                      POLISH_SECONDS, start=start, bounds=bounds)
+            if result.status is not SolveStatus.OPTIMAL or result.territory is None or \
+                    result.objective is None or result.objective > before - 1e-9:
+                continue
+            labels = result.territory
+            if np.sum(labels == start) < np.sum(labels != start):
+                labels = 1 - labels  # the two halves the other way round keep more units where they are
+            for unit, label in zip(units.tolist(), labels.tolist(), strict=True):
+                target = first if label == 0 else second
+                if self.territory[unit] != target:
+                    self._move(unit, int(self.territory[unit]), target)
+            improved += 1
+        return improved
 
     def shake(self, rng: np.random.Generator, pairs: int) -> None:
         """Recombine `pairs` random neighbouring pairs along random balanced cuts, better or not: a kick

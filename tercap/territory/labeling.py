@@ -69,11 +69,13 @@ class _Layout:
 
 
 def cut_edge_carving(graph: UnitGraph, count: int, tolerances: dict[str, float], time_limit: float = 60.0,
-                     start: np.ndarray | None = None) -> ExactCarving:
+                     start: np.ndarray | None = None, bounds: dict[str, tuple[float, float]] | None = None
+                     ) -> ExactCarving:
     """Territories with the shortest cut border, every one contiguous and within tolerance, solved by
     HiGHS; a time limit returns the best plan with the solver's bound. `start`: a first plan (a territory
-    per unit)."""
-    model, layout, order = cut_edge_model(graph, count, tolerances)
+    per unit); `bounds`: each measure's least and most per territory, instead of the tolerance about the
+    mean (e.g. for two territories of a larger plan, whose targets come from the whole)."""
+    model, layout, order = cut_edge_model(graph, count, tolerances, bounds)
     warm = _columns_of(graph, layout, order, start) if start is not None else None
     integral_length = bool(np.all(np.equal(np.mod(graph.edge_length, 1.0), 0.0)))
     limits = SolveLimits(time_limit=time_limit, mip_gap=0.0, threads=1,
@@ -92,25 +94,25 @@ def cut_edge_carving(graph: UnitGraph, count: int, tolerances: dict[str, float],
     return ExactCarving(relabel[labels], None, result.status, result.objective, bound, result.solver_status)
 
 
-def cut_edge_model(graph: UnitGraph, count: int, tolerances: dict[str, float]
-                   ) -> tuple[LinearModel, _Layout, np.ndarray]:
+def cut_edge_model(graph: UnitGraph, count: int, tolerances: dict[str, float],
+                   bounds: dict[str, tuple[float, float]] | None = None) -> tuple[LinearModel, _Layout, np.ndarray]:
     """The labeling model (see the module docstring), its column layout and the units' ordering."""
     n, k, m = graph.size, count, len(graph.edges)
     layout = _Layout(n, k, m)
+    limits = {measure: (bounds or {}).get(measure, ((1 - tolerance) * float(graph.measures[measure].sum()) / k,
+                                                    (1 + tolerance) * float(graph.measures[measure].sum()) / k))
+              for measure, tolerance in tolerances.items()}
     first = next(iter(tolerances))
     weight = graph.measures[first]
-    low = (1 - tolerances[first]) * float(weight.sum()) / k
-    high = (1 + tolerances[first]) * float(weight.sum()) / k
+    low, high = limits[first]
     order = _ordering(graph, weight, low)
     rows = RowBuilder(layout.num_cols)
     units, labels = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
 
     rows.add("assign", units, layout.x(units, labels), np.ones(n * k), np.ones(n), np.ones(n), np.arange(n))
-    for measure, tolerance in tolerances.items():
-        values = graph.measures[measure]
-        mean = float(values.sum()) / k
-        rows.add(f"{measure}_balance", labels, layout.x(units, labels), values[units],
-                 np.full(k, (1 - tolerance) * mean), np.full(k, (1 + tolerance) * mean), np.arange(k))
+    for measure, (least, most) in limits.items():
+        rows.add(f"{measure}_balance", labels, layout.x(units, labels), graph.measures[measure][units],
+                 np.full(k, least), np.full(k, most), np.arange(k))
     # cut edges: x[u, j] − x[v, j] − z[e, j] ≤ 0
     edge, label = np.repeat(np.arange(m), k), np.tile(np.arange(k), m)
     u, v = graph.edges[edge, 0], graph.edges[edge, 1]

@@ -144,3 +144,16 @@ def test_recombination_improves_compactness_and_keeps_balance_contiguity_and_pin
     assert recombined.compactness() < 0.97 * moves_only.compactness()  # local optimum of moves, beaten
     assert all(recombined.territory[u] == t for u, t in pinned.items())
     assert check_territories(*frames(graph, recombined.territory), {"workload": 0.02}) == []
+
+
+def test_mip_polish_re_splits_pairs_proven_optimal_and_keeps_the_plan_valid():
+    from tercap.territory.carve import _bisect_all, _Search
+
+    graph = grid_graph(14, 14, seed=3)
+    settings = CarveSettings(count=12, tolerances={"workload": 0.03}, compactness="boundary")
+    search = _Search(graph, settings, _bisect_all(graph, settings, {}, np.random.default_rng(1)), set())
+    search.run(time.perf_counter() + 30, 200)
+    before = search.compactness()
+    assert search.mip_polish(time.perf_counter() + 120) > 0
+    assert search.compactness() < before and search.excess() == 0
+    assert check_territories(*frames(graph, search.territory), {"workload": 0.03}) == []
