@@ -56,7 +56,8 @@ def main() -> None:
     best = min(rows, key=lambda r: r["seconds"])
     default = args.scenario == SCENARIO
     territories = "territories" in rows[0]["steps"]
-    lines = [SECTION if default else f"{SECTION}: {Path(args.scenario).stem}", "",
+    heading = SECTION if default else f"{SECTION}: {Path(args.scenario).stem}"
+    lines = [heading, "",
              f"`tercap plan` on {'the default scenario' if default else '`' + args.scenario + '`'} (3,000 accounts, "
              "30 reps, 10,000 trials, default profile):",
              ("territories, " if territories else "") + "validate, assignment, simulation, quotas, and the run "
@@ -77,7 +78,7 @@ def main() -> None:
     lines += ["", f"Best {best['seconds']:.1f} s against the target of {TARGET_SECONDS:.0f} s "
               f"(ratio {TARGET_SECONDS / best['seconds']:.1f}); peak memory of a run {peak:.2f} GiB. The rest of",
               "the wall time is start-up, loading and validating, and writing the report and workbook."]
-    update_section(SECTION, "\n".join(lines) + "\n")
+    update_section(heading, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
