@@ -58,6 +58,11 @@ def brute_force(graph, count: int, tolerance: float, compactness: str) -> float:
 def test_exact_model_finds_the_brute_force_optimum(rows, columns, count, tolerance, compactness, seed):
     graph = grid_graph(rows, columns, seed=seed)
     result = exact_carving(graph, count, {"workload": tolerance}, compactness, time_limit=60)
+    assert_proven_brute_force_optimum(result, graph, count, tolerance, compactness)
+
+
+def assert_proven_brute_force_optimum(result, graph, count: int, tolerance: float, compactness: str) -> None:
+    """The model proved optimal the value brute force finds, with a plan the independent checker accepts."""
     expected = brute_force(graph, count, tolerance, compactness)
     assert result.status is SolveStatus.OPTIMAL and result.territory is not None
     assert result.objective == pytest.approx(expected, rel=1e-6, abs=1e-9)
@@ -106,11 +111,7 @@ def test_cut_edge_labeling_model_finds_the_brute_force_optimum(rows, columns, co
         graph = UnitGraph(graph.unit_ids, graph.lat, graph.lon, graph.measures, graph.edges,
                           np.random.default_rng(seed).uniform(0.5, 3.0, len(graph.edges)), derived=False)
     result = cut_edge_carving(graph, count, {"workload": tolerance}, time_limit=60)
-    expected = brute_force(graph, count, tolerance, "boundary")
-    assert result.status is SolveStatus.OPTIMAL and result.territory is not None
-    assert result.objective == pytest.approx(expected, rel=1e-6, abs=1e-9)
-    assert result.bound == pytest.approx(expected, rel=1e-6, abs=1e-9)
-    assert check_territories(*frames(graph, result.territory), {"workload": tolerance}) == []
+    assert_proven_brute_force_optimum(result, graph, count, tolerance, "boundary")
 
 
 def test_cut_edge_model_takes_a_plan_as_a_feasible_start_and_proves_infeasibility():
