@@ -230,3 +230,15 @@ def test_the_senior_rep_gets_the_territory_with_more_potential_and_complex_buyin
     richer = plan.territories.sort_values("potential").iloc[-1]
     assert plan.balanced and richer["potential"] > 1.5 * plan.territories["potential"].min()
     assert richer["rep_id"] == "R2"  # the senior one
+
+
+def test_a_planning_run_can_rebalance_todays_territories(tmp_path: Path):
+    from tercap.report import write_run
+    from tercap.run import run_plan
+
+    scenario = tercap.load(write_grid(tmp_path)).replace(territory={"rebalance": True})
+    run = run_plan(scenario, trials=100, seed=1)
+    assert run.territories is not None and run.territories.trade_off is not None and run.territories.balanced
+    assert 0 < run.territories.units["moved"].sum() < SIDE * SIDE / 2  # today's territories, moved a little
+    write_run(run, tmp_path / "run")
+    assert (tmp_path / "run" / "territory" / "trade_off.csv").is_file()
