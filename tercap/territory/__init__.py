@@ -183,11 +183,9 @@ def _pinned(team: _Team, graph: UnitGraph, rep_ids: list[str], keep_home: bool
             ) -> tuple[dict[int, int], dict[int, int], list[str]]:
     """Home units (fixed) and units holding locked accounts (locked), as unit → territory (rep order)."""
     notes: list[str] = []
-    reps = team.reps.set_index("rep_id").loc[rep_ids]
     fixed: dict[int, int] = {}
     if keep_home:
-        homes = _nearest_unit(graph, reps["lat"].to_numpy(dtype=float), reps["lon"].to_numpy(dtype=float))
-        for territory, unit in enumerate(homes.tolist()):
+        for territory, unit in enumerate(_home_units(team, graph, rep_ids).tolist()):
             if unit in fixed:
                 notes.append(f"{rep_ids[territory]} shares home unit {graph.unit_ids[unit]} with "
                              f"{rep_ids[fixed[unit]]}: only the first keeps it")
@@ -625,14 +623,7 @@ def account_owners(plan: TerritoryPlan, scenario: Scenario) -> pd.Series:
     follow their unit; a locked account keeps its current owner. An account in no territory (its
     segment has no reps) has no owner (<NA>)."""
     accounts = _located_accounts(scenario)
-    units = plan.units
-    if set(units["segment"]) == {ALL}:
-        owner = accounts["geo_unit"].map(units.set_index("unit_id")["rep_id"])
-    else:
-        rep_of = units.set_index(["segment", "unit_id"])["rep_id"]
-        keys = pd.MultiIndex.from_arrays([accounts["segment"].astype(object), accounts["geo_unit"].astype(object)])
-        owner = pd.Series(rep_of.reindex(keys).to_numpy(), index=accounts.index)
-    owner = owner.replace("", pd.NA)
+    owner = pd.Series(_of_account_unit(plan, accounts, "rep_id"), index=accounts.index).replace("", pd.NA)
     if "locked" in accounts:
         locked = accounts["locked"].fillna(False).astype(bool) & accounts["current_owner"].notna()
         owner = owner.where(~locked.to_numpy(), accounts["current_owner"].to_numpy())
@@ -640,17 +631,22 @@ def account_owners(plan: TerritoryPlan, scenario: Scenario) -> pd.Series:
                      dtype="string")
 
 
+def _of_account_unit(plan: TerritoryPlan, accounts: pd.DataFrame, column: str) -> np.ndarray:
+    """Per account, `column` of plan.units for the account's unit (in the account's segment when the
+    plan was carved per segment)."""
+    units = plan.units
+    if set(units["segment"]) == {ALL}:
+        return accounts["geo_unit"].map(units.set_index("unit_id")[column]).to_numpy()
+    keys = pd.MultiIndex.from_arrays([accounts["segment"].astype(object), accounts["geo_unit"].astype(object)])
+    return units.set_index(["segment", "unit_id"])[column].reindex(keys).to_numpy()
+
+
 def territory_members(plan: TerritoryPlan, scenario: Scenario) -> tuple[pd.Series, pd.Series]:
     """territory_id by account_id (its unit's territory in its segment) and by rep_id (the reps placed
     in each territory): what assignment inside territories needs."""
     accounts = _located_accounts(scenario)
-    units = plan.units
-    if set(units["segment"]) == {ALL}:
-        territory = accounts["geo_unit"].map(units.set_index("unit_id")["territory_id"]).to_numpy()
-    else:
-        keys = pd.MultiIndex.from_arrays([accounts["segment"].astype(object), accounts["geo_unit"].astype(object)])
-        territory = units.set_index(["segment", "unit_id"])["territory_id"].reindex(keys).to_numpy()
-    by_account = pd.Series(territory, index=pd.Index(accounts["account_id"], name="account_id"), name="territory_id")
+    by_account = pd.Series(_of_account_unit(plan, accounts, "territory_id"),
+                           index=pd.Index(accounts["account_id"], name="account_id"), name="territory_id")
     reps = plan.territories[["territory_id", "rep_id"]].assign(rep_id=plan.territories["rep_id"].str.split(
         REP_SEPARATOR)).explode("rep_id")
     reps = reps[reps["rep_id"].fillna("") != ""]
