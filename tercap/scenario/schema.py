@@ -217,6 +217,9 @@ class Capacity(Section):
                                 unit="share/year", ge=0, lt=1)
     backfill_lag_months: Float = F(3.0, "Months a vacated book stays open before a new hire starts "
                                    "ramping (field: 2-4).", unit="months", ge=0)
+    rep_annual_cost: Float = F(0.0, "Fully loaded cost of a rep for a year (salary, variable pay at target, "
+                               "benefits, tools); a rep costs it pro rata for the months employed in the "
+                               "period. 0: plans are costed in rep-months only.", unit="currency/year", ge=0)
 
     @model_validator(mode="after")
     def _curves_valid(self) -> Capacity:
@@ -462,6 +465,11 @@ class Simulation(Section):
                                   "none). Fitted with the rest (use_history).", ge=0, lt=1)
     pipeline_yield_std_error: Float = F(0.0, "Standard error of pipeline_yield; each trial scales new deals by "
                                         "a draw of it (0: none). Fitted with the rest (use_history).", ge=0)
+    workload_coverage: Bool = F(True, "A rep works no more of the book than the rep's hours cover: in a "
+                                "month where the book needs more hours than the rep has (ramp, start and "
+                                "end dates included), new opportunities on it arrive in proportion "
+                                "(capacity ÷ workload). False: every book is worked in full, whatever its "
+                                "size.")
     use_history: Bool = F(True, "Fit the pipeline model to the history table (see `tercap calibrate`): "
                           "a value this section sets (other than its default) is kept, the others are "
                           "fitted where the history holds enough deals.")

@@ -47,7 +47,7 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         scenario = scenario.replace(simulation=fitted)
         parameters = (f"fitted from {len(scenario.history):,} closed deals where the scenario sets no value "
                       "(simulation.use_history)")
-    book = build_book(scenario, account_reps(scenario, plan))
+    book = build_book(scenario, account_reps(scenario, plan), _pair_workload(plan))
     blocks = -(-trials // BLOCK_TRIALS)
     seeds = block_seeds(seed, blocks)
     per_chunk = max(1, -(-max(chunk_trials, 1) // BLOCK_TRIALS))
@@ -94,6 +94,15 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
     allocated = allocate_quotas(scenario, plan, simulation=result)
     return result.with_quotas(allocated.as_series(), f"quota allocation: {allocated.method} (quota.method)",
                               target=allocated.target, allocation=allocated)
+
+
+def _pair_workload(plan: object | None) -> pd.Series | None:
+    """account_id → the plan's hours a year for the account's rep, where the plan says."""
+    table = getattr(plan, "assignments", None)
+    if table is None or "workload_hours" not in table:
+        return None
+    return pd.Series(pd.to_numeric(table["workload_hours"], errors="coerce").to_numpy(dtype=float),
+                     index=table["account_id"])
 
 
 def _on_dask(address: str, workers: int, book: DealBook, seeds: list[np.random.SeedSequence],

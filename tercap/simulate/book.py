@@ -10,7 +10,15 @@ a lognormal ratio of mean `amount_change_ratio` and log-σ `amount_change_sigma`
 
 New deals arrive on each rep's accounts at a rate set so that, at the scenario's win rate and deal
 sizes, an account's annual potential × `pipeline_yield` would be won in a year; by calendar month with
-`seasonality`, scaled by the rep's productivity that month (start, end, ramp). Only deals that close
+`seasonality`, scaled by the share of the book that is worked that month. With
+`simulation.workload_coverage` (the default) that share is counted in hours, as the assignment engine
+counts them: a book needs its workload ÷ 12 hours a month; the rep gives it what the rep has (capacity
+with ramp, start and end dates; after a departure nothing for the backfill lag, then the backfill
+hire's ramping hours); a book whose rep is absent (not started, gone, vacant, backfill still ramping)
+is covered by the spare hours of the segment's reps who have some, and a book above its rep's hours
+stays part unworked. So a book above capacity leaves potential on the table, and spare hours in a
+segment absorb vacancies: which is what hiring buys. Without it, a book's output is its rep's
+productivity (ramp, start and end dates), whatever the book's size. Only deals that close
 inside the period count: the book holds, per (rep, segment) cell, the expected number of opportunities
 created in each month and closing in each month of the period.
 """
@@ -34,12 +42,46 @@ QUADRATURE_NODES = 80  # Gauss–Hermite nodes over the market factor
 
 
 @dataclass(frozen=True, eq=False)
+class Coverage:
+    """Hours per rep and month: what each book needs and what each rep has, and the reps' segments (the
+    pools in which spare hours cover absent reps' books)."""
+
+    needed: np.ndarray  # (reps,) hours a month the rep's book needs
+    planned: np.ndarray  # (reps × months) hours the rep has (ramp, start and end dates)
+    full: np.ndarray  # (reps,) hours a month of a ramped rep: a backfill hire has full × ramp
+    segment: np.ndarray  # (reps,) pool index
+
+    def worked_share(self, available: np.ndarray) -> np.ndarray:
+        """(trials × reps × months) share of each book worked, given the hours each rep has in each trial."""
+        needed = self.needed[None, :, None]
+        worked = np.minimum(needed, available)
+        spare = available - worked
+        # what absence leaves unworked (not started, gone, vacant, backfill ramping): the pool covers it;
+        # a book above its present rep's planned hours stays part unworked
+        absent = np.maximum(self.planned[None, :, :] - available, 0.0) + np.where(
+            self.planned[None, :, :] > 0, 0.0, needed)
+        open_hours = np.minimum(needed - worked, absent)
+        pools = int(self.segment.max(initial=-1)) + 1
+        share = np.ones_like(available)
+        if pools and open_hours.any():
+            spare_by_pool = np.stack([spare[:, self.segment == k, :].sum(axis=1) for k in range(pools)], axis=1)
+            open_by_pool = np.stack([open_hours[:, self.segment == k, :].sum(axis=1) for k in range(pools)], axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                covered = np.where(open_by_pool > 0, np.minimum(1.0, spare_by_pool / open_by_pool), 1.0)
+            worked = worked + open_hours * covered[:, self.segment, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(needed > 0, worked / needed, 0.0)
+        return share
+
+
+@dataclass(frozen=True, eq=False)
 class DealBook:
     """What the kernel samples, for one scenario and one assignment."""
 
     rep_ids: np.ndarray
     months: int
-    # open deals, sorted by class (the quarter they likely close in × the stage they are in), then rep
+    # open deals, sorted by class (the quarter they likely close in × the stage they are in), then in the
+    # pipeline's order
     deal_rep: np.ndarray  # rep index
     deal_class: np.ndarray  # index into class_conversions and class_quarter
     class_conversions: tuple[np.ndarray, ...]  # per class, the conversions of the stage moves left
@@ -54,7 +96,7 @@ class DealBook:
     cell_opportunities: np.ndarray  # (cells × created month) expected opportunities at full productivity
     cell_close_month: np.ndarray  # (cells × created month × close month) probability, within the period
     productivity: np.ndarray  # (reps × months) share of a ramped rep's output (start, end, ramp)
-    ramp_curve: np.ndarray  # (reps × months) productivity k months after a backfill hire starts
+    ramp_curve: np.ndarray  # (reps × months) that share k months after a backfill hire starts
     win_rate: float  # of a new opportunity
     new_deal_conversions: np.ndarray  # conversions of a new opportunity's stage moves
     amount_ratio: float  # mean final ÷ CRM amount of a won open deal
@@ -67,6 +109,8 @@ class DealBook:
     backfill_months: int
     # equally likely values of ρ, one drawn per trial where ρ was measured on few quarters (empty: ρ known)
     correlation_levels: tuple[float, ...] = ()
+    # workload coverage in hours (simulation.workload_coverage); None: output is productivity
+    coverage: Coverage | None = None
 
     @property
     def num_reps(self) -> int:
@@ -167,8 +211,9 @@ def move_thresholds(conversion: np.ndarray, rho: float) -> np.ndarray:
     return base + brentq(excess, -12.0, 12.0, xtol=1e-12)
 
 
-def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
-    """The deal book of `scenario` with accounts assigned as in `account_rep` (account_id → rep_id)."""
+def build_book(scenario: Scenario, account_rep: pd.Series, account_workload: pd.Series | None = None) -> DealBook:
+    """The deal book of `scenario` with accounts assigned as in `account_rep` (account_id → rep_id);
+    `account_workload` (account_id → hours a year for its rep) defaults to the accounts' workload_hours."""
     settings = scenario.settings
     sim = settings.simulation
     reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
@@ -197,10 +242,21 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
     deal_quarter = month_quarter[np.argmax(close[:, :months], axis=1)] if len(close) else np.zeros(0, np.int64)
     stages = len(conversion)
     deal_class = (deal_quarter * stages + deal_stage).astype(np.int64)
-    order = np.lexsort((deal_rep, deal_class))
+    order = np.argsort(deal_class, kind="stable")  # by class, the pipeline's order within one (common draws)
     deal_rep, deal_class, amount, close = deal_rep[order], deal_class[order], amount[order], close[order]
-    productivity = monthly_capacity(settings, reps) / np.maximum(
-        reps["capacity_hours"].to_numpy(dtype=float)[:, None], 1e-9)
+    hours = monthly_capacity(settings, reps)
+    full_hours = reps["capacity_hours"].to_numpy(dtype=float)
+    productivity = hours / np.maximum(full_hours[:, None], 1e-9)
+    coverage = None
+    if sim.workload_coverage:
+        workload = accounts["workload_hours"] if account_workload is None else \
+            account_workload.reindex(accounts.index).fillna(accounts["workload_hours"])
+        assigned = rep_of_account >= 0
+        needed = np.bincount(rep_of_account[assigned], workload.to_numpy(dtype=float)[assigned],
+                             minlength=len(reps)) / 12
+        coverage = Coverage(needed=needed, planned=hours, full=full_hours,
+                            segment=pd.Index(sorted(set(reps["segment"]))).get_indexer(reps["segment"]))
+        productivity = coverage.worked_share(hours[None, :, :])[0]
     cells = _new_deal_cells(scenario, accounts, rep_of_account, segment, cycle_factor, stage_days,
                             float(win_from_stage[0]), month_edges)
     curves = [settings.capacity.ramp_curves[settings.capacity.ramp_name_for(s, "")] for s in reps["segment"]]
@@ -219,7 +275,7 @@ def build_book(scenario: Scenario, account_rep: pd.Series) -> DealBook:
                     yield_std_error=float(sim.pipeline_yield_std_error),
                     correlation=float(sim.market_correlation), monthly_hazard=float(hazard),
                     backfill_months=round(settings.capacity.backfill_lag_months),
-                    correlation_levels=_drawn_correlations(sim, float(conversion[-1])))
+                    correlation_levels=_drawn_correlations(sim, float(conversion[-1])), coverage=coverage)
 
 
 def _drawn_correlations(sim: Simulation, last_conversion: float) -> tuple[float, ...]:

@@ -1,9 +1,13 @@
 """The Monte Carlo kernel: a block of trials of a DealBook, vectorised over trials × deals.
 
-Randomness comes in fixed blocks of BLOCK_TRIALS trials, block b drawing from a PCG64DXSM generator
-(numpy's recommended successor of PCG64, about 30% faster here) seeded with
+Randomness comes in fixed blocks of BLOCK_TRIALS trials, block b drawing from PCG64DXSM generators
+(numpy's recommended successor of PCG64, about 30% faster here) seeded from
 `SeedSequence(seed).spawn(...)[b]`: a chunk is a run of whole blocks, so the result is bit-identical
 whatever the chunk size or the number of workers.
+Common random numbers: each part of the model draws from its own stream of the block (`Streams`), the
+open deals in the pipeline's order and the reps' departures rep by rep, so two scenarios with the same
+seed, period and pipeline see the same market, the same fate of every open deal and the same departures
+of the reps they share, whatever their plans: differences between them are the plans', not noise.
 
 Per trial and calendar quarter of the period: a market factor Z ~ N(0, 1), independent across quarters
 (as calibration measures them). Where ρ was measured on few quarters, each trial also draws its ρ from
@@ -15,10 +19,11 @@ i.e. with probability p(Z) = Π_j Φ((t_j − √ρ·Z)/√(1−ρ)) given the m
 that p(Z) averages to the deal's win probability (`book.move_thresholds`); it counts when it also
 closes inside the period.
 New deals: won opportunities per (cell, close month) are Poisson with mean
-Σ_created opportunities × productivity × P(close month | created) × p(Z), where p(Z) is the win
-probability given the market (thinning a Poisson arrival process keeps it Poisson); each brings a
-lognormal amount. Attrition: each rep leaves in a month with the monthly hazard; the book is vacant
-for the backfill lag, then a hire ramps along the rep's segment curve.
+Σ_created opportunities × the share of the book worked × P(close month | created) × p(Z), where p(Z)
+is the win probability given the market (thinning a Poisson arrival process keeps it Poisson); each
+brings a lognormal amount. Attrition: each rep leaves in a month with the monthly hazard; the book is
+vacant for the backfill lag, then a hire ramps along the rep's segment curve (with workload coverage,
+the segment's spare hours cover what the absence leaves: `book.Coverage`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,22 @@ def block_seeds(seed: int, blocks: int) -> list[np.random.SeedSequence]:
     return np.random.SeedSequence(seed).spawn(blocks)
 
 
+class Streams(NamedTuple):
+    """A block's random streams, one per part of the model."""
+
+    market: np.random.Generator  # market factors, the fitted values' uncertainty, drawn ρ
+    open_deals: np.random.Generator  # fate and amount change of each open deal
+    attrition: np.random.Generator  # departures, rep by rep
+    new_deals: np.random.Generator  # deals created during the period
+
+    @classmethod
+    def of(cls, seed: np.random.SeedSequence) -> Streams:
+        """The block's streams: children of its SeedSequence, derived without spawning (spawning would
+        change `seed`, and the same block must give the same streams however often it is drawn)."""
+        return cls(*(np.random.Generator(np.random.PCG64DXSM(
+            np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, part)))) for part in range(4)))
+
+
 def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials: int, first_block: int
                     ) -> BlockOutcome:
     """Simulate the blocks `first_block`, … covering `trials` trials (only the last may be partial)."""
@@ -68,8 +89,7 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
     with threadpool_limits(limits=1, user_api="blas"):
         while done < trials:
             size = min(BLOCK_TRIALS, trials - done)
-            rng = np.random.Generator(np.random.PCG64DXSM(seeds[block]))
-            outcomes.append(_simulate_block(book, prepared, rng, size, by_stage=block == 0))
+            outcomes.append(_simulate_block(book, prepared, Streams.of(seeds[block]), size, by_stage=block == 0))
             done += size
             block += 1
     return BlockOutcome(*(np.concatenate([getattr(o, name) for o in outcomes])
@@ -77,13 +97,14 @@ def simulate_blocks(book: DealBook, seeds: list[np.random.SeedSequence], trials:
                                        "stage_won")))
 
 
-def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generator, trials: int,
+def _simulate_block(book: DealBook, prepared: _Prepared, streams: Streams, trials: int,
                     by_stage: bool = False) -> BlockOutcome:
     """One block of trials; `by_stage` (the first block of a run only: the result must not depend on
     the chunks) also counts the open deals won by their stage today."""
     months, reps = book.months, book.num_reps
     stages = len(book.new_deal_conversions)
     stage_won = np.zeros((trials if by_stage else 0, stages), dtype=np.int64)
+    rng = streams.market
     market = rng.standard_normal((trials, int(book.month_quarter.max(initial=0)) + 1))  # a factor per quarter
     # the fitted values' own uncertainty, one draw per trial (drawn only where there is any)
     uncertain = prepared.win_shift_sigma > 0 or prepared.yield_sigma > 0
@@ -98,14 +119,14 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
 
     sampled = prepared.sampled
     if sampled.num_deals:
-        rep_part, month_part, won = _open_deals(sampled, prepared, rng, market,
+        rep_part, month_part, won = _open_deals(sampled, prepared, streams.open_deals, market,
                                                 prepared.win_shift_sigma * parameters[:, 0], level, rho, by_stage)
         rep_revenue += rep_part
         monthly += month_part
         if won is not None:
             stage_won += won
     for exact in prepared.exact:  # reps whose few independent open deals are drawn from their exact distribution
-        revenue = exact.distribution.sample(rng, trials)
+        revenue = exact.distribution.sample(streams.open_deals, trials)
         rep_revenue[:, exact.rep] += revenue
         monthly += revenue[:, None] * exact.month_share[None, :]
 
@@ -115,7 +136,7 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
     if len(book.cell_rep):
         output = book.productivity[None, :, :] * np.ones((trials, 1, 1))
         if book.monthly_hazard > 0:
-            output, departures = _attrition(book, rng, output)
+            output, departures = _attrition(book, streams.attrition, trials)
         # a new deal meets the market of the quarter it closes in
         thresholds = prepared.new_deal_thresholds
         if level is not None:  # a column of thresholds per trial, by its ρ
@@ -126,6 +147,7 @@ def _simulate_block(book: DealBook, prepared: _Prepared, rng: np.random.Generato
         # expected wins per (trial, cell, close month)
         created = output[:, book.cell_rep, :] * book.cell_opportunities[None, :, :]
         expected = np.einsum("tcm,cmk->tck", created, book.cell_close_month) * win[:, None, :]
+        rng = streams.new_deals
         counts = rng.poisson(expected)
         new_won = counts.sum(axis=(1, 2))
         trial_of, cell_of, month = np.nonzero(counts)
@@ -202,7 +224,7 @@ class _Prepared(NamedTuple):
     win_shift_sigma: float  # per-trial shift of the open deals' thresholds: the win rate's own uncertainty
     yield_sigma: float  # σ of the log of the per-trial factor on new deals: the yield's own uncertainty
     rep_indicator: sp.csr_matrix  # (deals × reps) 1 where the deal is the rep's
-    order: np.ndarray  # deals by class, then rep (draws are in the book's order whatever this order is)
+    order: np.ndarray  # deals by class, in the book's order within a class (the order the draws come in)
     bounds: np.ndarray  # class k is order[bounds[k]:bounds[k + 1]]
     amount: np.ndarray  # float32: the CRM amount × the mean ratio ÷ the mean of the lognormal change
     inverse_inside: np.ndarray  # float32: 1 ÷ P(closing inside the period)
@@ -212,7 +234,7 @@ class _Prepared(NamedTuple):
 def _prepare(book: DealBook) -> _Prepared:
     exact, book = _exact_reps(book)
     deals, months = book.num_deals, book.months
-    order = np.lexsort((book.deal_rep, book.deal_class))
+    order = np.argsort(book.deal_class, kind="stable")
     inside = 1.0 - book.deal_close_month[:, -1]
     with np.errstate(divide="ignore"):
         inverse_inside = (1.0 / inside).astype(np.float32)
@@ -279,12 +301,17 @@ def _sum_into(row: np.ndarray, column: np.ndarray, values: np.ndarray, shape: tu
     return np.bincount(row * shape[1] + column, values, minlength=shape[0] * shape[1]).reshape(shape)
 
 
-def _attrition(book: DealBook, rng: np.random.Generator, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Productivity after departures: zero while the book is vacant, then a backfill hire's ramp."""
-    trials, reps, months = output.shape
-    leaves = rng.random((trials, reps)) < 1 - (1 - book.monthly_hazard) ** months
+def _attrition(book: DealBook, rng: np.random.Generator, trials: int) -> tuple[np.ndarray, np.ndarray]:
+    """(trials × reps × months) share of each book worked after departures, and the departures per trial.
+
+    A rep who leaves gives nothing while the book is vacant (the backfill lag), then a backfill hire
+    ramps along the rep's segment curve. With workload coverage that is counted in hours, the segment's
+    spare hours covering what absence leaves; without it, the book's output is the rep's productivity."""
+    reps, months = book.num_reps, book.months
+    # drawn rep by rep (reps × trials), so a rep's draws do not depend on how many reps follow it
+    leaves = 1 - (1 - book.monthly_hazard) ** months > rng.random((reps, trials)).T
     # the month of leaving, given that the rep leaves within the period (truncated geometric)
-    u = rng.random((trials, reps))
+    u = rng.random((reps, trials)).T
     q = 1 - book.monthly_hazard
     month_left = np.floor(np.log(1 - u * (1 - q**months)) / np.log(q)).astype(np.int64)
     month_left = np.where(leaves, np.minimum(month_left, months - 1), months)
@@ -292,5 +319,10 @@ def _attrition(book: DealBook, rng: np.random.Generator, output: np.ndarray) -> 
     hired = since - book.backfill_months  # months since the backfill hire started
     ramp = np.take_along_axis(np.broadcast_to(book.ramp_curve[None, :, :], (trials, reps, months)),
                               np.clip(hired, 0, months - 1), axis=2)
-    factor = np.where(since < 0, 1.0, np.where(hired < 0, 0.0, ramp))
-    return output * factor, leaves.sum(axis=1)
+    coverage = book.coverage
+    if coverage is None:
+        factor = np.where(since < 0, 1.0, np.where(hired < 0, 0.0, ramp))
+        return book.productivity[None, :, :] * factor, leaves.sum(axis=1)
+    backfill = np.where(coverage.planned[None, :, :] > 0, coverage.full[None, :, None] * ramp, 0.0)
+    available = np.where(since < 0, coverage.planned[None, :, :], np.where(hired < 0, 0.0, backfill))
+    return coverage.worked_share(available), leaves.sum(axis=1)

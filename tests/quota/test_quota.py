@@ -100,16 +100,23 @@ def test_history_follows_the_book_not_the_person(hire5, hire_plan):
 
 def test_equal_probability_quotas_give_every_rep_the_same_odds(hire5, hire_plan, simulated):
     """Quotas set on one simulation give every rep the same P(attain) on a fresh one (another seed), within
-    the Monte Carlo error of both (quantiles from 4,000 trials, judged on 4,000 others)."""
+    the Monte Carlo error of both (quantiles from 4,000 trials, judged on 4,000 others). A rep whose revenue
+    has atoms (a book of a few deals) cannot be given exactly p: the allocation states the rep's own odds,
+    and the fresh simulation must agree with that."""
     quotas = allocate_quotas(hire5, hire_plan, simulated, "equal_probability")
     p = quotas.probability
     assert 0 < p < 1
     fresh = tercap.simulate(hire5, hire_plan, quotas=quotas.as_series(), trials=4000, seed=11).reps()
     attain = fresh.set_index("rep_id")["p_attain"].dropna()
-    error = np.sqrt(2 * p * (1 - p) / 4000)
+    stated = quotas.table.set_index("rep_id")["p_attain"].reindex(attain.index)
+    error = np.sqrt(2 * stated * (1 - stated) / 4000)
     assert len(attain) >= 30
-    assert np.abs(attain - p).max() < 4.5 * error
-    assert abs(attain.mean() - p) < 2 * error
+    assert (np.abs(attain - stated) < 4.5 * error).all()
+    # rounding quotas to whole units moves a rep's odds by a few trials; atoms (a book of a few deals)
+    # are the exception
+    common = np.abs(stated - p) < 0.01
+    assert common.mean() >= 0.85
+    assert abs(attain[common].mean() - p) < 2 * np.sqrt(2 * p * (1 - p) / 4000)
 
 
 def test_without_a_target_the_simulated_p50_is_the_target(hire5, hire_plan, simulated):
