@@ -14,11 +14,15 @@ quotas are the ones attainment was judged against.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from tercap.assign import plan as make_plan
 from tercap.errors import TercapError
@@ -26,6 +30,7 @@ from tercap.plan import Plan
 from tercap.profiles import SolverProfile
 from tercap.quota import Quotas, allocate_quotas
 from tercap.scenario import Scenario
+from tercap.scenario.capacity import headcount_cost, monthly_capacity
 from tercap.simulate import SimulationResult, simulate
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ class PlanningRun:
     steps: tuple[tuple[str, float], ...]  # (step, seconds)
     notes: tuple[str, ...] = ()
     territories: TerritoryPlan | None = None  # when the scenario has a territory: section
+    inputs: dict[str, Any] = field(default_factory=dict)  # what made the run (`run_inputs`)
 
     @property
     def complete(self) -> bool:
@@ -60,7 +66,14 @@ class PlanningRun:
             "utilisation_cv": kpis.get("utilisation_cv"), "potential_share_cv": kpis.get("potential_share_cv"),
             "accounts_moved": kpis.get("accounts_moved"), "accounts_moved_share": kpis.get("accounts_moved_share"),
             "potential_moved_share": kpis.get("potential_moved_share"),
-            "unassigned_accounts": kpis.get("unassigned_accounts")}
+            "unassigned_accounts": kpis.get("unassigned_accounts"), "mean_travel_km": kpis.get("mean_travel_km"),
+            "plan_objective": self.plan.stats.objective}
+        team = pd.concat([self.scenario.reps, self.scenario.planned_hires], ignore_index=True)
+        rep_months, cost = headcount_cost(self.scenario.settings, team)
+        figures.update({"reps": len(self.scenario.reps), "hires": len(self.scenario.planned_hires),
+                        "capacity_hours": float(monthly_capacity(self.scenario.settings, team).sum()),
+                        "workload_hours": float(self.scenario.accounts["workload_hours"].sum()),
+                        "rep_months": rep_months, "headcount_cost": cost})
         if self.territories is not None:
             figures.update({"territories": len(self.territories.territories),
                             "territory_worst_deviation": self.territories.worst_deviation(),
@@ -108,6 +121,24 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def run_inputs(scenario: Scenario, solver: str | SolverProfile | None = None, *, trials: int | None = None,
+               seed: int | None = None) -> dict[str, Any]:
+    """What a planning run's result depends on, with its fingerprint: the scenario's content, the solver
+    profile, the trials, the seed and tercap's version (not the worker count: it changes nothing)."""
+    from dataclasses import asdict
+
+    from tercap import __version__
+    from tercap.assign import solver_profile
+
+    sim = scenario.settings.simulation
+    inputs: dict[str, Any] = {"scenario": scenario.name, "scenario_fingerprint": scenario.fingerprint(),
+                              "solver": asdict(solver_profile(scenario, solver)),
+                              "trials": int(trials or sim.trials), "seed": int(sim.seed if seed is None else seed),
+                              "tercap": __version__}
+    inputs["fingerprint"] = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    return inputs
+
+
 def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, trials: int | None = None,
              seed: int | None = None, workers: int = 1,
              progress: Callable[[str], None] | None = None) -> PlanningRun:
@@ -116,6 +147,7 @@ def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, t
     Without a plan (an infeasible scenario) the run stops after the assignment: `complete` is False and
     `plan.diagnosis` says why."""
     say = progress or (lambda _message: None)
+    inputs = run_inputs(scenario, solver, trials=trials, seed=seed)
     steps: list[tuple[str, float]] = []
     notes: list[str] = []
     territories = None
@@ -126,7 +158,7 @@ def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, t
         plan = make_plan(scenario, solver, progress=lambda message: say(f"assignment: {message}"))
         steps.append(("assignment", time.perf_counter() - began))
     if not plan.status.has_plan or plan.violations:
-        return PlanningRun(scenario, plan, None, None, tuple(steps), tuple(notes), territories)
+        return PlanningRun(scenario, plan, None, None, tuple(steps), tuple(notes), territories, inputs)
 
     began = time.perf_counter()
     say("simulation: drawing the pipeline's trials")
@@ -139,7 +171,7 @@ def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, t
     quotas = simulation.allocation if simulation.allocation is not None else allocate_quotas(scenario, plan,
                                                                                             simulation)
     steps.append(("quotas", time.perf_counter() - began))
-    return PlanningRun(scenario, plan, quotas, simulation, tuple(steps), tuple(notes), territories)
+    return PlanningRun(scenario, plan, quotas, simulation, tuple(steps), tuple(notes), territories, inputs)
 
 
 def _territory_plan(scenario: Scenario, solver: str | SolverProfile | None, say: Callable[[str], None],

@@ -21,13 +21,14 @@ from tercap.profiles import SolverProfile
 from tercap.scenario import Scenario
 from tercap.status import SolveStatus
 
-__all__ = ["TerritoryGroups", "build_plan", "compile_assignment", "plan", "plan_of_owners"]
+__all__ = ["TerritoryGroups", "build_plan", "compile_assignment", "plan", "plan_of_owners", "solver_profile"]
 
 MIN_ATTEMPT_SECONDS = 5.0  # a widened neighbourhood gets at least this long, even past the time limit
 FINISH_SHARE = 0.01  # of the time limit kept for building and checking the plan once the solver stops
 
 
-def _profile(scenario: Scenario, solver: str | SolverProfile | None) -> SolverProfile:
+def solver_profile(scenario: Scenario, solver: str | SolverProfile | None) -> SolverProfile:
+    """The profile `solver` names (a name, a path or a profile), else the scenario's."""
     if isinstance(solver, SolverProfile):
         return solver
     name = solver or scenario.settings.solver.profile
@@ -40,7 +41,7 @@ def plan(scenario: Scenario, solver: str | SolverProfile | None = None,
     """Assign every account of `scenario` to a rep; `solver` is a profile name, path or object
     (default: the scenario's `solver.profile`); `territories`: each account to a rep of its own
     territory, balanced within it. The plan is checked by an independent checker."""
-    profile = _profile(scenario, solver)
+    profile = solver_profile(scenario, solver)
     say = progress or (lambda _message: None)
     say("compiling the model")
     began = time.perf_counter()
@@ -84,7 +85,7 @@ def plan_of_owners(scenario: Scenario, owners: pd.Series, strategy: str, solver:
     the assignment model it breaks, in the independent checker's words (nearness aside: the owners
     replace it). Nothing is solved, so there is no bound: status `feasible`, solver status says so."""
     began = time.perf_counter()
-    profile = _profile(scenario, solver)
+    profile = solver_profile(scenario, solver)
     compiled = compile_assignment(scenario, owners=owners)
     chosen = np.full(compiled.inputs.num_accounts, -1, dtype=np.int64)
     chosen[compiled.pairs.account] = np.arange(compiled.num_pairs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from tercap.report.excel import write_workbook
 from tercap.report.html import render_report
 from tercap.run import PlanningRun
@@ -17,6 +19,8 @@ __all__ = ["RUN_FILES", "TERRITORY_FILES", "render_report", "write_run", "write_
 # What a complete run folder holds (DESIGN.md contracts), besides summary.json.
 RUN_FILES = ("plan/assignments.csv", "plan/reps.csv", "plan/summary.json", "quota/quotas.csv", "sim/reps.csv",
              "sim/company.json", "report.html", "plan.xlsx")
+INPUTS_FILE = "inputs.json"  # what made the run, with its fingerprint (tercap.run.run_inputs)
+COMPANY_TRIALS = "sim/company_trials.parquet"  # company revenue per trial: what comparisons overlay
 # and, when the scenario has a territory: section
 TERRITORY_FILES = ("territory/units.csv", "territory/territories.csv", "territory/summary.json", "territory/map.png")
 
@@ -47,9 +51,12 @@ def write_run(run: PlanningRun, root: str | Path) -> Path:
         if run.simulation is not None:
             folder.csv("sim/reps.csv", run.simulation.reps())
             folder.json("sim/company.json", run.simulation.company())
+            folder.parquet(COMPANY_TRIALS, pd.DataFrame({"trial": range(run.simulation.trials),
+                                                        "revenue": run.simulation.company_revenue}))
         if run.territories is not None:
             write_territories(folder, run.territories, run.scenario)
         folder.json("summary.json", run.summary())
+        folder.json(INPUTS_FILE, run.inputs)
         folder.path("report.html").write_text(render_report(run), encoding="utf-8")
         write_workbook(run, folder.path("plan.xlsx"))
     return root / "report.html"

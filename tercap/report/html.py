@@ -150,7 +150,7 @@ def _territory_section(run: PlanningRun) -> list[str]:
             + f"; balance asked: {tolerances}; {int(plan.units['moved'].sum()):,} units change rep. "
             + ("Accounts are assigned among their territory's reps." if inside else
                "Accounts follow their unit's territory.") + "</p>")
-    out = ["<h2>Territories</h2>", lede, _whole_figure(territory_maps(plan, run.scenario),
+    out = ["<h2>Territories</h2>", lede, embedded_figure(territory_maps(plan, run.scenario),
                                                        "Units coloured by territory, borders in black, rep homes "
                                                        "as triangles.")]
     if plan.violations:
@@ -216,8 +216,8 @@ def _moved_section(run: PlanningRun) -> list[str]:
     names = rep_names(run.scenario)
     accounts = run.scenario.accounts.set_index("account_id")
     moved["account"] = moved["account_id"].map(accounts["name"]).fillna("")
-    moved["from"] = moved["previous_rep_id"].map(lambda r: f"{r} ({names.get(r, '')})" if r else "")
-    moved["to"] = moved["rep_id"].map(lambda r: f"{r} ({names.get(r, '')})" if r else "unassigned")
+    moved["from"] = moved["previous_rep_id"].map(lambda r: f"{r} ({names.get(r, '')})" if pd.notna(r) and r else "")
+    moved["to"] = moved["rep_id"].map(lambda r: f"{r} ({names.get(r, '')})" if pd.notna(r) and r else "unassigned")
     moved = moved.sort_values("potential", ascending=False)
     reps = run.plan.reps
     busiest = reps.assign(net=reps["moved_in"] - reps["moved_out"]).sort_values("net", key=np.abs, ascending=False)
@@ -257,10 +257,10 @@ def _figure(draw: Callable[[Axes], object], size: tuple[float, float], caption: 
 
     figure = Figure(figsize=size, layout="constrained")
     draw(figure.add_subplot())
-    return _whole_figure(figure, caption)
+    return embedded_figure(figure, caption)
 
 
-def _whole_figure(figure: Figure, caption: str) -> str:
+def embedded_figure(figure: Figure, caption: str) -> str:
     """A figure drawn elsewhere, embedded as a PNG data URI."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)

@@ -24,12 +24,9 @@ def _month_number(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     return (index.year * 12 + index.month - 1).to_numpy(dtype=float)
 
 
-def monthly_capacity(settings: Settings, reps: pd.DataFrame) -> np.ndarray:
-    """Hours each rep can give to accounts in each month: reps × months.
-
-    A rep counts for the share of the month between start_date and end_date (inclusive), at the
-    ramp curve's value for the months since the start (a rep with no start_date is ramped).
-    """
+def active_months(settings: Settings, reps: pd.DataFrame) -> np.ndarray:
+    """Share of each month of the period each rep is employed (start_date to end_date inclusive):
+    reps × months."""
     bounds = month_starts(settings)
     month_start = bounds[:-1].to_numpy()[None, :]
     month_end = bounds[1:].to_numpy()[None, :]
@@ -38,7 +35,23 @@ def monthly_capacity(settings: Settings, reps: pd.DataFrame) -> np.ndarray:
     lower = np.where(np.isnat(start), month_start, np.maximum(start, month_start))
     upper = np.where(np.isnat(end), month_end, np.minimum(end, month_end))
     days = (month_end - month_start) / np.timedelta64(1, "D")
-    active = np.clip((upper - lower) / np.timedelta64(1, "D"), 0, None) / days
+    return np.clip((upper - lower) / np.timedelta64(1, "D"), 0, None) / days
+
+
+def headcount_cost(settings: Settings, reps: pd.DataFrame) -> tuple[float, float]:
+    """(rep-months employed in the period, their cost at capacity.rep_annual_cost)."""
+    rep_months = float(active_months(settings, reps).sum())
+    return rep_months, rep_months * settings.capacity.rep_annual_cost / 12
+
+
+def monthly_capacity(settings: Settings, reps: pd.DataFrame) -> np.ndarray:
+    """Hours each rep can give to accounts in each month: reps × months.
+
+    A rep counts for the share of the month between start_date and end_date (inclusive), at the
+    ramp curve's value for the months since the start (a rep with no start_date is ramped).
+    """
+    bounds = month_starts(settings)
+    active = active_months(settings, reps)
 
     capacity = settings.capacity
     curves = capacity.ramp_curves

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +130,10 @@ class Scenario:
                                 f"{suggest(key, [*Settings.model_fields, *TABLE_SPECS])} (known: {known})")
         return Scenario.from_tables(sections, tables, source=self.source, files=self.files, origin=REPLACE)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its parts (worker processes of sweeps and simulations receive scenarios)."""
+        return _rebuilt, (self.settings, dict(self._tables), dict(self._given), self.source, self.files, self.warnings)
+
     # -- reading -------------------------------------------------------------------------------
 
     @property
@@ -142,6 +148,16 @@ class Scenario:
 
     def has_table(self, name: str) -> bool:
         return name in self._tables
+
+    def fingerprint(self) -> str:
+        """A hash of what the scenario says: every setting and every table's content (not where they were
+        read from). Two scenarios with the same fingerprint give the same runs."""
+        digest = hashlib.sha256(json.dumps(self.settings.model_dump(mode="json"), sort_keys=True).encode())
+        for name in sorted(self._tables):
+            frame = self._tables[name]
+            digest.update(f"|{name}|{','.join(map(str, frame.columns))}|".encode())
+            digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+        return digest.hexdigest()
 
     def table(self, name: str) -> pd.DataFrame:
         """A table as a DataFrame (a copy-on-write view: changing it never changes the scenario)."""
@@ -274,6 +290,12 @@ def _format_figure(name: str, value: float) -> str:
     if "rate" in name:
         return f"{value:.1%}"
     return f"{value:,.0f}"
+
+
+def _rebuilt(settings: Settings, tables: dict[str, pd.DataFrame], given: dict[str, pd.DataFrame], source: Path | None,
+             files: tuple[Path, ...], warnings: tuple[Problem, ...]) -> Scenario:
+    """A pickled scenario, put back together (already validated: not checked again)."""
+    return Scenario(settings, MappingProxyType(tables), MappingProxyType(given), source, files, warnings)
 
 
 def load(path: str | Path) -> Scenario:
