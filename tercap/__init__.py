@@ -1,6 +1,7 @@
 """tercap: sales territory and quota design — exact optimisation and Monte Carlo stress tests."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from tercap.assign import plan
 from tercap.errors import Problem, ScenarioError, Severity, TercapError
@@ -10,10 +11,18 @@ from tercap.scenario import Scenario, Settings, load
 from tercap.simulate import SimulationResult, simulate
 from tercap.status import SolveStatus
 
+
+def compare(*args: Any, **kwargs: Any) -> Any:
+    """Scenarios side by side: see `tercap.report.compare.compare` (imported on first use: it draws)."""
+    from tercap.report.compare import compare as run_comparison
+
+    return run_comparison(*args, **kwargs)
+
+
 try:
     __version__ = version("tercap")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = ["Plan", "Problem", "Scenario", "ScenarioError", "Settings", "Severity", "SimulationResult", "SolveStatus",
-           "SolverProfile", "TercapError", "__version__", "load", "plan", "simulate"]
+           "SolverProfile", "TercapError", "__version__", "compare", "load", "plan", "simulate"]

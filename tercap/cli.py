@@ -186,6 +186,186 @@ def plan_command(
               highlight=False)
 
 
+@app.command("compare")
+def compare_command(
+    paths: Annotated[list[Path], typer.Argument(help="Two or more scenario files.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of compare.csv, compare.json, compare.html "
+                                          "and the differences.")] = Path("runs/compare"),
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Where each scenario's run folder is (runs/NAME): "
+                                           "reused when its inputs are unchanged.")] = Path("runs"),
+    solver: SolverOption = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials (default: each scenario's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="One seed for all (default: the first "
+                                             "scenario's): the same simulated market for every scenario.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the simulations.")] = 1,
+) -> None:
+    """Plan each scenario (or reuse its run folder when nothing changed) and show them side by side:
+    balance, travel, moves, quota, P(hit target), revenue range, reps at risk, cost."""
+    from tercap.report.compare import MEASURES, compare, formatted, write_comparison
+
+    started = time.perf_counter()
+    with err.status("comparing …") as status:
+        def step(message: str) -> None:
+            if "solving" in message or "compiling" in message or "reusing" in message or "simulation" in message:
+                err.print(f"[dim]{time.perf_counter() - started:6.1f} s[/]  {message}", highlight=False)
+            status.update(f"{message} …")
+
+        comparison = compare(paths, runs_dir=runs_dir, solver=solver, trials=trials, seed=seed, workers=workers,
+                             progress=step)
+        status.update("writing compare.html …")
+        report = write_comparison(comparison, out_dir)
+    table = _table(f"Scenarios side by side (seed {comparison.seed}: the same simulated market)", "measure",
+                   *comparison.names)
+    frame = comparison.table()
+    for column, label, kind in MEASURES:
+        table.add_row(label, *(formatted(value, kind) for value in frame[column]))
+    out.print(table)
+    first = comparison.names[0]
+    for k in range(1, len(comparison.names)):
+        difference, error = comparison.difference_error(0, k)
+        owners = comparison.owner_changes(0, k)
+        out.print(f"{comparison.names[k]} vs {first}: P(hit target) {difference:+.1%} (± {1.96 * error:.1%}, "
+                  f"paired trials); {len(owners):,} accounts change owner", highlight=False)
+    reused = [r.name for r in comparison.records if r.reused]
+    if reused:
+        out.print(f"reused (inputs unchanged): {', '.join(reused)}", style="dim", highlight=False)
+    out.print(f"[green]✓[/] compared in {time.perf_counter() - started:.1f} s · report: {report}", highlight=False)
+
+
+@app.command("capacity")
+def capacity_command(
+    path: ScenarioPath,
+    target_probability: Annotated[float, typer.Option("--target-probability", min=0.01, max=0.99,
+                                                      help="P(hit target) to reach.")] = 0.8,
+    segment: Annotated[list[str] | None, typer.Option("--segment", help="Segment hires may go to; repeat for "
+                                                      "several (default: every segment).")] = None,
+    max_hires: Annotated[int, typer.Option("--max-hires", min=0, help="Most reps to add.")] = 30,
+    start_month: Annotated[int, typer.Option("--start-month", min=1, help="Earliest month of the period the "
+                                             "hires can start.")] = 1,
+    solver: SolverOption = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials (default: the scenario's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed (default: the scenario's).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the simulations.")] = 1,
+    out_dir: OutOption = None,
+) -> None:
+    """How many reps to hire, and when: the fewest added reps for which the workload fits capacity and
+    P(hit target) reaches the probability, each headcount judged by the engine (assignment + simulation
+    with ramp and attrition). Writes capacity/headcount.csv, summary.json and headcount.png."""
+    from tercap.headcount import plan_headcount
+    from tercap.plotting import headcount_curve
+    from tercap.runfolder import run_folder
+
+    scenario = tercap.load(path)
+    started = time.perf_counter()
+    with err.status("capacity planning …") as status:
+        def step(message: str) -> None:
+            err.print(f"[dim]{time.perf_counter() - started:6.1f} s[/]  {message}", highlight=False)
+            status.update(f"{message} …")
+
+        result = plan_headcount(scenario, target_probability, segments=tuple(segment) if segment else None,
+                                max_hires=max_hires, start_month=start_month, solver=solver, trials=trials,
+                                seed=seed, workers=workers, progress=step)
+    target = out_dir or Path("runs") / scenario.name
+    with run_folder(target) as folder:
+        folder.csv("capacity/headcount.csv", result.table)
+        folder.json("capacity/summary.json", result.summary())
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(7.5, 4.0), layout="constrained")
+        headcount_curve(result, ax=figure.add_subplot())
+        figure.savefig(folder.path("capacity/headcount.png"), dpi=110)
+    table = _table(f"Headcount judged by the engine (seed {result.seed}, P(hit target) ≥ "
+                   f"{target_probability:.0%} asked)", "hires", "segments", "start", "P(hit)", "util max",
+                   "revenue P50", "cost")
+    costed = scenario.settings.capacity.rep_annual_cost > 0
+    for row in result.table.itertuples(index=False):
+        chosen = result.answer is not None and row.hires == result.answer.hires and \
+            row.start_month == result.answer.start_month
+        table.add_row(f"{row.hires}", row.by_segment, f"{row.start_month}",
+                      "—" if pd.isna(row.p_hit_target) else f"{row.p_hit_target:.1%}",
+                      "no plan" if row.why_not else f"{row.utilisation_max:.0%}" + ("" if row.fits else " (over)"),
+                      "—" if pd.isna(row.revenue_p50) else _money(row.revenue_p50),
+                      _money(row.headcount_cost) if costed else f"{row.rep_months:,.0f} rep-months",
+                      style="bold green" if chosen else None)
+    out.print(table)
+    out.print(result.sentence(), highlight=False)
+    out.print(f"[green]✓[/] in {time.perf_counter() - started:.1f} s · {target}/capacity", highlight=False)
+
+
+@app.command("sweep")
+def sweep_command(
+    path: ScenarioPath,
+    grid: Annotated[Path, typer.Option("--grid", help="Grid file (YAML): `grid:` setting paths → lists of "
+                                       "values; every combination is run.", show_default=False)],
+    out_dir: OutOption = None,
+    solver: SolverOption = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials (default: the scenario's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="One seed for every point (default: the "
+                                             "scenario's).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Points run at once (joblib processes, or "
+                                         "Dask workers with --dask local).")] = 1,
+    dask: Annotated[str | None, typer.Option("--dask", help="Run the points on Dask: 'local' (a LocalCluster of "
+                                             "--workers processes) or a scheduler address tcp://host:port.")
+                    ] = None,
+) -> None:
+    """Run a grid of what-ifs over one scenario in parallel and write one comparison: sweep.csv (each
+    point's values and figures), compare.csv/html, and each point's run folder under points/."""
+    from tercap.report.compare import formatted
+    from tercap.report.sweep import read_grid, run_sweep, write_sweep
+
+    scenario = tercap.load(path)
+    values = read_grid(grid)
+    target = out_dir or Path("runs") / f"{scenario.name}-sweep"
+    started = time.perf_counter()
+    with err.status("sweeping …") as status:
+        def step(message: str) -> None:
+            err.print(f"[dim]{time.perf_counter() - started:6.1f} s[/]  {message}", highlight=False)
+            status.update(f"{message} …")
+
+        comparison, table = run_sweep(scenario, values, target, solver=solver, trials=trials, seed=seed,
+                                      workers=workers, dask=dask, progress=step)
+        report = write_sweep(comparison, table, target)
+    shown = {"utilisation_cv": ("util CV", "ratio"), "potential_share_cv": ("potential CV", "ratio"),
+             "accounts_moved": ("moved", "count"), "p_hit_target": ("P(hit)", "pct"),
+             "revenue_p50": ("revenue P50", "money"), "reps_at_risk": ("at risk", "count"),
+             "headcount_cost": ("cost", "money")}
+    result = _table(f"Sweep of {len(table)} points (seed {comparison.seed}; all figures in {target}/sweep.csv)",
+                    "point", *(key.split(".")[-1] for key in values), *(label for label, _ in shown.values()))
+    for row in table.to_dict("records"):
+        result.add_row(str(row["point"]).rsplit("-", 1)[-1], *(_short(row[k]) for k in values),
+                       *(formatted(row[c], kind) for c, (_, kind) in shown.items()))
+    out.print(result)
+    out.print(f"[green]✓[/] sweep in {time.perf_counter() - started:.1f} s · report: {report}", highlight=False)
+
+
+import_app = typer.Typer(help="Import tables from other systems.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("crm")
+def import_crm_command(
+    export: Annotated[Path, typer.Argument(help="Opportunity export (CSV) from the CRM.", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write pipeline.csv and history.csv into.",
+                                            show_default=False)],
+    mapping: Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file (YAML): columns and stages.",
+                                          show_default=False)],
+) -> None:
+    """Turn a CRM opportunity export into the scenario's pipeline (open deals) and history (closed deals)."""
+    from tercap.scenario.crm import CrmImportError, import_crm
+
+    try:
+        result = import_crm(export, mapping, out_dir)
+    except CrmImportError as exc:
+        _print_problems(exc.errors, f"✗ {exc.error_count} error(s) in the CRM import, nothing written:", "bold red")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    counts = result.counts()
+    out.print(f"[green]✓[/] {counts['rows']:,} opportunities: {counts['open']:,} open → {result.pipeline_path}, "
+              f"{counts['won'] + counts['lost']:,} closed ({counts['won']:,} won, {counts['lost']:,} lost) → "
+              f"{result.history_path}", highlight=False)
+    if result.footer_rows:
+        out.print(f"{result.footer_rows} report footer line(s) left out", style="dim", highlight=False)
+
+
 @app.command("territories")
 def territories_command(
     path: ScenarioPath,
@@ -254,6 +434,12 @@ def assign_command(path: ScenarioPath, solver: SolverOption = None, out_dir: Out
         folder.csv("plan/reps.csv", result.reps)
         folder.json("plan/summary.json", result.summary())
     _print_plan(result, time.perf_counter() - started, target)
+
+
+def _short(value: object, width: int = 16) -> str:
+    """A grid value in a table cell: cut to `width` characters."""
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _refuse_without_plan(result: object) -> None:

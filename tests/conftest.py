@@ -87,3 +87,15 @@ def tiny(tmp_path: Path) -> ScenarioFolder:
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def example_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder holding the planning runs of the base example and its hire what-if (made once per
+    session: the comparison tests and the notebooks reuse them)."""
+    import tercap
+
+    runs = tmp_path_factory.mktemp("example-runs")
+    tercap.compare([REPO / "scenarios" / "acme_fy27.yaml", REPO / "scenarios" / "acme_fy27_hire5.yaml"],
+                   runs_dir=runs)
+    return runs
