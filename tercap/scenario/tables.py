@@ -66,7 +66,7 @@ def read_table_file(path: Path, spec: TableSpec, log: ProblemLog) -> tuple[pd.Da
         log.error(name, f"table '{spec.name}' is empty (no header, no rows)")
         return None
     except UnicodeDecodeError:
-        row, byte = _first_bad_byte(path)
+        row, byte = first_bad_byte(path)
         log.error(name, f"the file is not UTF-8 text (byte 0x{byte:02x}): save it as UTF-8 (CSV UTF-8 in "
                   "a spreadsheet)", row=row)
         return None
@@ -86,7 +86,7 @@ def _csv_header(path: Path) -> list[str]:
         return next(csv.reader(handle, skipinitialspace=True), [])
 
 
-def _first_bad_byte(path: Path) -> tuple[int | None, int]:
+def first_bad_byte(path: Path) -> tuple[int | None, int]:
     """(spreadsheet row, value) of the first byte that is not UTF-8."""
     data = path.read_bytes()
     try:
