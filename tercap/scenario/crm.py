@@ -27,7 +27,7 @@ from tercap.errors import Problem, ProblemLog, ScenarioError, count_problems
 from tercap.runfolder import run_folder
 from tercap.scenario.reading import display_name, load_yaml, plain, suggest
 from tercap.scenario.schema import FIRST_YEAR, HISTORY, LAST_YEAR, PIPELINE, F, Section, Simulation
-from tercap.scenario.tables import first_bad_byte, default_rows
+from tercap.scenario.tables import default_rows, first_bad_byte
 
 __all__ = ["CrmColumns", "CrmImport", "CrmImportError", "CrmMapping", "convert_export", "import_crm",
            "load_mapping", "read_export", "write_tables"]
