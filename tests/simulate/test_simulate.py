@@ -396,3 +396,59 @@ def test_classic_metrics_read_off_a_known_book(example):
     revenue = outcome.company_monthly.sum(axis=1)
     assert figures["average_won_deal_size"] == pytest.approx(revenue.sum() / outcome.stage_won.sum())
     assert figures["ramp_months_by_segment"]["enterprise"] >= figures["ramp_months_by_segment"]["smb"]
+
+
+def test_worked_share_by_hand():
+    """Three reps of one segment and one of another, one month. A (needs 130 h, has 100) works 100/130
+    of its book: overload is not covered. B is absent (planned 0 h, needs 50): the segment's spare hours
+    cover it; C has 40 spare. D, in another segment, has spare hours that do not cross over."""
+    from tercap.simulate.book import Coverage
+
+    coverage = Coverage(needed=np.array([130.0, 50.0, 60.0, 10.0]),
+                        planned=np.array([[100.0], [0.0], [100.0], [100.0]]),
+                        full=np.array([100.0, 100.0, 100.0, 100.0]), segment=np.array([0, 0, 0, 1]))
+    share = coverage.worked_share(coverage.planned[None, :, :])[0, :, 0]
+    np.testing.assert_allclose(share, [100 / 130, 40 / 50, 1.0, 1.0])
+    # a departure (0 h) leaves C's book to A and B's spare hours: none spare here, so it goes unworked,
+    # while D's spare hours stay in D's segment
+    gone = coverage.worked_share(np.array([[[100.0], [0.0], [0.0], [100.0]]]))[0, :, 0]
+    np.testing.assert_allclose(gone, [100 / 130, 0.0, 0.0, 1.0])
+    # more spare hours than open ones: every absent book is covered in full
+    roomy = Coverage(needed=np.array([20.0, 50.0]), planned=np.array([[100.0], [0.0]]), full=np.array([100.0, 100.0]),
+                     segment=np.array([0, 0]))
+    np.testing.assert_allclose(roomy.worked_share(roomy.planned[None])[0, :, 0], [1.0, 1.0])
+
+
+def test_a_book_above_capacity_brings_less_than_the_same_book_covered(example):
+    """Today's imbalanced books: with workload coverage the overloaded reps work part of their books, so
+    new business is lower than with every book worked in full; reps within capacity are unaffected."""
+    covered = simulate(example, trials=1_000, seed=2)
+    full = simulate(example.replace(simulation={"workload_coverage": False}), trials=1_000, seed=2)
+    assert covered.company_revenue.mean() < full.company_revenue.mean()
+    book = build_book(example, pd.Series(example.accounts["current_owner"].to_numpy(dtype=object),
+                                         index=example.accounts["account_id"]))
+    hours = book.coverage.planned.sum(axis=1)
+    needed = book.coverage.needed * book.months
+    light = (needed > 0) & (needed < 0.5 * hours)
+    all_year = (book.coverage.planned > 0).all(axis=1)  # a leaver's book is covered by the team after
+    heavy = (needed > 1.5 * hours) & all_year
+    assert light.any() and heavy.any()
+    assert (book.productivity[light] >= book.coverage.planned[light] / book.coverage.full[light, None] - 1e-12).all()
+    assert (book.productivity[heavy] <= 1 / 1.5).all()
+
+
+def test_two_plans_meet_the_same_market_and_the_same_open_deals(example):
+    """Common random numbers: with no new business, company revenue comes from the open deals alone, and
+    two different plans give the same revenue in every trial (each deal's fate does not depend on its rep)."""
+    quiet = example.replace(simulation={"pipeline_yield": 0.0})
+    accounts = quiet.accounts
+    today = _Assignment(pd.DataFrame({"account_id": accounts["account_id"], "rep_id": accounts["current_owner"]}))
+    reps = quiet.reps["rep_id"].to_numpy()
+    shuffled = accounts["current_owner"].map(dict(zip(reps, np.roll(reps, 7), strict=True)))
+    other = _Assignment(pd.DataFrame({"account_id": accounts["account_id"], "rep_id": shuffled}))
+    first = simulate(quiet, today, trials=512, seed=5, quotas=pd.Series(dtype=float))
+    second = simulate(quiet, other, trials=512, seed=5, quotas=pd.Series(dtype=float))
+    np.testing.assert_allclose(first.company_revenue, second.company_revenue, rtol=1e-5)
+    assert not np.allclose(first.rep_revenue, second.rep_revenue)
+    third = simulate(quiet, today, trials=512, seed=6, quotas=pd.Series(dtype=float))
+    assert not np.allclose(first.company_revenue, third.company_revenue)
