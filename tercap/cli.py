@@ -198,10 +198,12 @@ def compare_command(
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="One seed for all (default: the first "
                                              "scenario's): the same simulated market for every scenario.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the simulations.")] = 1,
+    risk_threshold: Annotated[float, typer.Option("--risk-threshold", min=0.0, max=1.0, help="A rep whose "
+                                                  "P(attain quota) is below this is at risk.")] = 0.3,
 ) -> None:
     """Plan each scenario (or reuse its run folder when nothing changed) and show them side by side:
     balance, travel, moves, quota, P(hit target), revenue range, reps at risk, cost."""
-    from tercap.report.compare import MEASURES, compare, formatted, write_comparison
+    from tercap.report.compare import compare, formatted, write_comparison
 
     started = time.perf_counter()
     with err.status("comparing …") as status:
@@ -211,13 +213,13 @@ def compare_command(
             status.update(f"{message} …")
 
         comparison = compare(paths, runs_dir=runs_dir, solver=solver, trials=trials, seed=seed, workers=workers,
-                             progress=step)
+                             risk_threshold=risk_threshold, progress=step)
         status.update("writing compare.html …")
         report = write_comparison(comparison, out_dir)
     table = _table(f"Scenarios side by side (seed {comparison.seed}: the same simulated market)", "measure",
                    *comparison.names)
     frame = comparison.table()
-    for column, label, kind in MEASURES:
+    for column, label, kind in comparison.measures():
         table.add_row(label, *(formatted(value, kind) for value in frame[column]))
     out.print(table)
     first = comparison.names[0]

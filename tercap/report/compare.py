@@ -46,7 +46,7 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("revenue_p10", "revenue P10", "money"),
     ("revenue_p50", "revenue P50", "money"),
     ("revenue_p90", "revenue P90", "money"),
-    ("reps_at_risk", f"reps at risk (P(attain) < {AT_RISK:.0%})", "count"),
+    ("reps_at_risk", "reps at risk (P(attain) < {risk:.0%})", "count"),
     ("rep_months", "rep-months paid", "ratio"),
     ("headcount_cost", "headcount cost", "money"),
     ("plan_objective", "plan objective (solver cost)", "ratio"),
@@ -118,6 +118,11 @@ class Comparison:
 
     records: tuple[RunRecord, ...]
     seed: int
+    risk_threshold: float = AT_RISK  # a rep whose P(attain quota) is below this is at risk
+
+    def measures(self) -> list[tuple[str, str, str]]:
+        """(column, label, format) of the table, the risk threshold in its label."""
+        return [(column, label.format(risk=self.risk_threshold), kind) for column, label, kind in MEASURES]
 
     @property
     def names(self) -> list[str]:
@@ -126,7 +131,10 @@ class Comparison:
     def table(self) -> pd.DataFrame:
         """One row per scenario, one column per measure (MEASURES)."""
         rows = [{column: record.headline.get(column) for column, _, _ in MEASURES} for record in self.records]
-        return pd.DataFrame(rows, index=pd.Index(self.names, name="scenario"))
+        table = pd.DataFrame(rows, index=pd.Index(self.names, name="scenario"))
+        table["reps_at_risk"] = [int((pd.to_numeric(r.simulated_reps["p_attain"], errors="coerce")
+                                      < self.risk_threshold).sum()) for r in self.records]
+        return table
 
     def difference_error(self, first: int, second: int) -> tuple[float, float]:
         """(P(hit target) of `second` − of `first`, its Monte Carlo standard error from the paired trials)."""
@@ -178,7 +186,7 @@ class Comparison:
     def summary(self) -> dict[str, Any]:
         """What compare.json holds: the table, the runs, and the paired differences against the first."""
         table = self.table()
-        out: dict[str, Any] = {"seed": self.seed, "scenarios": self.names,
+        out: dict[str, Any] = {"seed": self.seed, "scenarios": self.names, "risk_threshold": self.risk_threshold,
                                "runs": [{"scenario": r.name, "folder": str(r.folder), "reused": r.reused,
                                          "fingerprint": r.inputs.get("fingerprint")} for r in self.records],
                                "table": json.loads(table.reset_index().to_json(orient="records"))}
@@ -196,8 +204,10 @@ class Comparison:
 
 def compare(scenarios: Sequence[str | Path | Scenario], *, runs_dir: str | Path = "runs",
             solver: str | SolverProfile | None = None, trials: int | None = None, seed: int | None = None,
-            workers: int = 1, progress: Callable[[str], None] | None = None) -> Comparison:
-    """Plan (or reuse) each scenario's run in `runs_dir/NAME` and put them side by side.
+            workers: int = 1, risk_threshold: float = AT_RISK,
+            progress: Callable[[str], None] | None = None) -> Comparison:
+    """Plan (or reuse) each scenario's run in `runs_dir/NAME` and put them side by side; a rep is at risk
+    when P(attain quota) < `risk_threshold`.
 
     All are simulated with one seed (`seed`, else the first scenario's), so they meet the same market."""
     loaded = [item if isinstance(item, Scenario) else load(item) for item in scenarios]
@@ -211,7 +221,7 @@ def compare(scenarios: Sequence[str | Path | Scenario], *, runs_dir: str | Path 
     common_seed = int(loaded[0].settings.simulation.seed if seed is None else seed)
     records = tuple(run_or_reuse(scenario, Path(runs_dir) / scenario.name, solver, trials=trials,
                                  seed=common_seed, workers=workers, progress=progress) for scenario in loaded)
-    return Comparison(records, common_seed)
+    return Comparison(records, common_seed, risk_threshold)
 
 
 def write_comparison(comparison: Comparison, root: str | Path) -> Path:
@@ -245,7 +255,7 @@ def comparison_table_html(comparison: Comparison) -> str:
     table = comparison.table()
     head = "".join(f"<th>{html.escape(name)}</th>" for name in comparison.names)
     rows = []
-    for column, label, kind in MEASURES:
+    for column, label, kind in comparison.measures():
         cells = "".join(f"<td style='text-align:right'>{formatted(value, kind)}</td>" for value in table[column])
         rows.append(f"<tr><th style='text-align:left'>{html.escape(label)}</th>{cells}</tr>")
     return f"<table class='compare'><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

@@ -129,3 +129,12 @@ def test_compare_refuses_one_scenario_and_twin_names(tmp_path, capsys):
     assert main(["compare", one, one, "--runs", str(tmp_path)]) == 2
     assert "more than once" in capsys.readouterr().err
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_reps_at_risk_follow_the_threshold(comparison):
+    table = comparison.table()
+    assert (table["reps_at_risk"] == [r.headline["reps_at_risk"] for r in comparison.records]).all()  # 30%
+    stricter = dataclasses.replace(comparison, risk_threshold=0.6)
+    odds = pd.to_numeric(comparison.records[1].simulated_reps["p_attain"], errors="coerce")
+    assert stricter.table()["reps_at_risk"].iloc[1] == int((odds < 0.6).sum()) > table["reps_at_risk"].iloc[1]
+    assert "P(attain) < 60%" in dict((c, label) for c, label, _ in stricter.measures())["reps_at_risk"]
