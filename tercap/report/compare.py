@@ -52,6 +52,7 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("plan_objective", "plan objective (solver cost)", "ratio"),
 )
 TOP_REPS = 10  # reps listed among those whose workload or quota moves most
+PAIRS_SHOWN = 5  # scenarios whose differences against the first compare.html shows (all are in differences/)
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,7 +287,7 @@ def render_comparison(comparison: Comparison) -> str:
         figure = Figure(figsize=(7.5, 4.0), layout="constrained")
         draw(comparison, ax=figure.add_subplot())
         parts.append(embedded_figure(figure, caption))
-    for k in range(1, len(comparison.records)):
+    for k in range(1, min(len(comparison.records), PAIRS_SHOWN + 1)):
         other = comparison.records[k]
         owners = comparison.owner_changes(0, k)
         reps = comparison.rep_changes(0, k).head(TOP_REPS)
@@ -302,6 +303,9 @@ def render_comparison(comparison: Comparison) -> str:
                      (f"<p>Accounts that change owner, largest potential first (all {len(owners):,} in "
                       f"differences/{html.escape(other.name)}/owner_changes.csv):</p>"
                       + _frame_html(owners_shown.head(25)) if len(owners) else ""))
+    if len(comparison.records) > PAIRS_SHOWN + 1:
+        parts.append(f"<p>The differences of the other {len(comparison.records) - PAIRS_SHOWN - 1} scenarios against "
+                     f"{html.escape(first.name)} are in differences/NAME/.</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}"
              "figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}")
