@@ -147,22 +147,15 @@ def _run_all(scenarios: list[Scenario], solver: str | SolverProfile | None, tria
     if not scenarios:
         return []
     if dask:
-        try:
-            from dask.distributed import Client, LocalCluster, as_completed
-        except ImportError as exc:
-            raise TercapError("Dask is not installed: pip install 'tercap[dask]'") from exc
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None) if dask == "local" else None
-        try:
-            with Client(cluster if cluster is not None else dask) as client:
-                futures = [client.submit(_run_point, scenario, solver, trials, seed, pure=False)
-                           for scenario in scenarios]
-                for count, _ in enumerate(as_completed(futures), start=1):
-                    done(count)
-                return client.gather(futures)
-        finally:
-            if cluster is not None:
-                cluster.close()
+        from tercap.dask_cluster import dask_client
+
+        with dask_client(dask, workers) as client:
+            from dask.distributed import as_completed
+
+            futures = [client.submit(_run_point, scenario, solver, trials, seed, pure=False) for scenario in scenarios]
+            for count, _ in enumerate(as_completed(futures), start=1):
+                done(count)
+            return client.gather(futures)
     if workers > 1 and len(scenarios) > 1:
         from joblib import Parallel, delayed
 

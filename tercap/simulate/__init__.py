@@ -7,7 +7,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tercap.errors import TercapError
 from tercap.quota.inputs import account_reps
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts
@@ -108,21 +107,15 @@ def _pair_workload(plan: object | None) -> pd.Series | None:
 def _on_dask(address: str, workers: int, book: DealBook, seeds: list[np.random.SeedSequence],
              chunks: list[tuple[int, int]], progress: Callable[[int, int], None] | None) -> list[BlockOutcome]:
     """Run the chunks (first block, trials) on a Dask cluster; outcomes in chunk order."""
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise TercapError("Dask is not installed: pip install 'tercap[dask]'") from exc
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None) if address == "local" else None
-    try:
-        with Client(cluster if cluster is not None else address) as client:
-            shared_book, shared_seeds = client.scatter(book, broadcast=True), client.scatter(seeds, broadcast=True)
-            futures = [client.submit(simulate_blocks, shared_book, shared_seeds, count, first, pure=False)
-                       for first, count in chunks]
-            for done, _ in enumerate(as_completed(futures), start=1):
-                if progress:
-                    progress(done, len(futures))
-            return client.gather(futures)
-    finally:
-        if cluster is not None:
-            cluster.close()
+    from tercap.dask_cluster import dask_client
+
+    with dask_client(address, workers) as client:
+        from dask.distributed import as_completed
+
+        shared_book, shared_seeds = client.scatter(book, broadcast=True), client.scatter(seeds, broadcast=True)
+        futures = [client.submit(simulate_blocks, shared_book, shared_seeds, count, first, pure=False)
+                   for first, count in chunks]
+        for done, _ in enumerate(as_completed(futures), start=1):
+            if progress:
+                progress(done, len(futures))
+        return client.gather(futures)
