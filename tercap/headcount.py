@@ -110,7 +110,8 @@ class HeadcountPlan:
 
     def _fewer(self) -> float:
         assert self.answer is not None
-        rows = self.table[(self.table["hires"] == self.answer.hires - 1) & (self.table["start_month"] == 1)]
+        first = self.table["start_month"].min()  # the earliest start: where the search ran
+        rows = self.table[(self.table["hires"] == self.answer.hires - 1) & (self.table["start_month"] == first)]
         return float(rows["p_hit_target"].iloc[0]) if len(rows) else float("nan")
 
     def _repr_html_(self) -> str:

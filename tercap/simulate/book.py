@@ -62,7 +62,6 @@ class Coverage:
             self.planned[None, :, :] > 0, 0.0, needed)
         open_hours = np.minimum(needed - worked, absent)
         pools = int(self.segment.max(initial=-1)) + 1
-        share = np.ones_like(available)
         if pools and open_hours.any():
             spare_by_pool = np.stack([spare[:, self.segment == k, :].sum(axis=1) for k in range(pools)], axis=1)
             open_by_pool = np.stack([open_hours[:, self.segment == k, :].sum(axis=1) for k in range(pools)], axis=1)
@@ -70,8 +69,7 @@ class Coverage:
                 covered = np.where(open_by_pool > 0, np.minimum(1.0, spare_by_pool / open_by_pool), 1.0)
             worked = worked + open_hours * covered[:, self.segment, :]
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(needed > 0, worked / needed, 0.0)
-        return share
+            return np.where(needed > 0, worked / needed, 0.0)
 
 
 @dataclass(frozen=True, eq=False)
