@@ -32,7 +32,7 @@ from tercap.territory.exact import EXACT_MAX_UNITS, exact_carving
 from tercap.territory.labeling import cut_edge_carving
 from tercap.territory.units import UnitGraph, planar_km, unit_graph
 
-__all__ = ["TerritoryPlan", "design_territories", "rebalance_territories", "unit_graph"]
+__all__ = ["TerritoryPlan", "design_territories", "rebalance_partition", "rebalance_territories", "unit_graph"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -518,25 +518,35 @@ def _rebalance_team(team: _Team, time_limit: float) -> TerritoryPlan:
         territory[unit] = t
     carving = CarveSettings(count=len(rep_ids), tolerances=dict(settings.balance), compactness=settings.compactness,
                             shares=tuple(team.capacity_shares()) if settings.shares == "capacity" else None)
-    search = _Search(graph, carving, territory, set(pinned))
-    first = next(iter(settings.balance))
+    balanced, trade_off, stuck = rebalance_partition(graph, carving, territory, set(pinned), began + time_limit)
+    if stuck:
+        notes.append("no single boundary move lowers the imbalance further: tolerance not reached by moves "
+                     "that keep every territory connected")
+    plan = _plan(team, graph, balanced, rep_ids, rep_ids, pinned, settings, began, notes, carving.share_array())
+    return dataclasses.replace(plan, trade_off=trade_off)
+
+
+def rebalance_partition(graph: UnitGraph, carving: CarveSettings, territory: np.ndarray, pinned: set[int],
+                        deadline: float) -> tuple[np.ndarray, pd.DataFrame, bool]:
+    """A partition of `graph` (territory index per unit, every territory connected) brought within
+    `carving`'s tolerances by moving as few units as possible: one at a time, each time the connected
+    boundary move that lowers the balance excess most. Returns the partition, the trade-off curve (units
+    moved, worst deviation of the first measure) and whether it stopped for want of a move that helps."""
+    search = _Search(graph, carving, territory.copy(), pinned)
+    first = next(iter(carving.tolerances))
     curve = [(0, _worst(search))]
-    deadline = began + time_limit
     moved_units: set[int] = set()
+    stuck = False
     while search.excess() > 1e-12 and time.perf_counter() < deadline:
         step = _best_balancing_move(search, moved_units)
         if step is None:
-            notes.append("no single boundary move lowers the imbalance further: tolerance not reached by moves "
-                         "that keep every territory connected")
+            stuck = True
             break
         unit, donor, taker = step
         search._move(unit, donor, taker)
         moved_units.add(unit)
         curve.append((len(moved_units), _worst(search)))
-    trade_off = pd.DataFrame(curve, columns=["units_moved", f"worst_{first}_deviation"])
-    plan = _plan(team, graph, search.territory, rep_ids, rep_ids, pinned, settings, began, notes,
-                 carving.share_array())
-    return dataclasses.replace(plan, trade_off=trade_off)
+    return search.territory, pd.DataFrame(curve, columns=["units_moved", f"worst_{first}_deviation"]), stuck
 
 
 def _worst(search: Any) -> float:
