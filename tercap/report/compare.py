@@ -23,6 +23,7 @@ import pandas as pd
 from tercap.errors import TercapError
 from tercap.profiles import SolverProfile
 from tercap.report import COMPANY_TRIALS, INPUTS_FILE, RUN_FILES, write_run
+from tercap.report.html import embedded_figure, html_table
 from tercap.run import AT_RISK, run_inputs, run_plan
 from tercap.runfolder import run_folder
 from tercap.scenario import Scenario, load
@@ -267,7 +268,6 @@ def render_comparison(comparison: Comparison) -> str:
     from matplotlib.figure import Figure
 
     from tercap.plotting import attainment_curves, revenue_curves, utilisation_spread
-    from tercap.report.html import embedded_figure
 
     parts = [f"<h1>Scenario comparison: {html.escape(', '.join(comparison.names))}</h1>",
              f"<p>Every scenario is simulated with seed {comparison.seed}: they meet the same simulated market "
@@ -307,23 +307,18 @@ def render_comparison(comparison: Comparison) -> str:
         parts.append(f"<p>The differences of the other {len(comparison.records) - PAIRS_SHOWN - 1} scenarios against "
                      f"{html.escape(first.name)} are in differences/NAME/.</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}"
-             "figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}")
+             "table{border-collapse:collapse;margin:1em 0}td,th{padding:.25em .7em;border-bottom:1px solid #ddd;white-space:nowrap}"
+             "figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}.num{text-align:right}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tercap comparison</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 
 
 def _frame_html(frame: pd.DataFrame) -> str:
-    """A table of rep or account figures: P(attain) columns as percentages, other numbers whole."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = []
-        for column, value in zip(frame.columns, row, strict=True):
-            if isinstance(value, float | int | np.number) and not isinstance(value, bool):
-                kind = "pct" if str(column).startswith("p_attain") else "count"
-                cells.append(f"<td style='text-align:right'>{formatted(float(value), kind)}</td>")
-            else:
-                cells.append(f"<td>{html.escape(str(value))}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    """A table of rep or account figures: ids as text, P(attain) as percentages, other numbers whole."""
+
+    def kind(column: str) -> str:
+        if column.startswith("p_attain"):
+            return "pct"
+        return "number" if pd.api.types.is_numeric_dtype(frame[column]) else "text"
+
+    return html_table(frame, [(str(c), str(c), kind(str(c))) for c in frame.columns])

@@ -155,7 +155,7 @@ def _territory_section(run: PlanningRun) -> list[str]:
                                                        "as triangles.")]
     if plan.violations:
         out.append('<ul class="notes">' + "".join(f"<li>{escape(v)}</li>" for v in plan.violations[:20]) + "</ul>")
-    out.append(_table(table, [
+    out.append(html_table(table, [
         ("segment", "segment", "text"), ("territory_id", "territory", "text"), ("name", "rep", "text"),
         ("units", "units", "number"), ("workload", "workload h", "number"), ("potential", "potential", "money"),
         ("accounts", "accounts", "number"), ("compactness", "radius km", "number"),
@@ -188,7 +188,7 @@ def _quota_section(run: PlanningRun) -> list[str]:
                ("potential", "potential", "money"), ("last_year_actual", "last year", "money"),
                ("weighted_pipeline", "weighted pipeline", "money"), ("ramp_factor", "ramp", "pct"),
                ("p_attain", "P(attain)", "pct"), ("basis", "basis", "text"), ("flag", "check", "text")]
-    return ["<h2>Quotas</h2>", lede, _table(table, columns, flag_column="flag")]
+    return ["<h2>Quotas</h2>", lede, html_table(table, columns, flag_column="flag")]
 
 
 def _risk_section(run: PlanningRun) -> list[str]:
@@ -225,12 +225,12 @@ def _moved_section(run: PlanningRun) -> list[str]:
            f"<p>{len(moved):,} accounts change owner ({_money(float(moved['potential'].sum()))} of potential). "
            f"The {min(MOVED_SHOWN, len(moved))} largest:</p>"]
     if len(moved):
-        out.append(_table(moved.head(MOVED_SHOWN), [
+        out.append(html_table(moved.head(MOVED_SHOWN), [
             ("account_id", "account", "text"), ("account", "name", "text"), ("from", "from", "text"),
             ("to", "to", "text"), ("potential", "potential", "money"), ("workload_hours", "hours / year", "number"),
             ("distance_km", "km from new rep", "number")]))
         out.append("<p>Reps whose books change most (accounts in and out):</p>")
-        out.append(_table(busiest.head(10), [("rep_id", "rep", "text"), ("moved_in", "in", "number"),
+        out.append(html_table(busiest.head(10), [("rep_id", "rep", "text"), ("moved_in", "in", "number"),
                                              ("moved_out", "out", "number"), ("accounts", "accounts now", "number"),
                                              ("utilisation", "utilisation", "pct")]))
     return out
@@ -269,7 +269,9 @@ def embedded_figure(figure: Figure, caption: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
-def _table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], flag_column: str | None = None) -> str:
+def html_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], flag_column: str | None = None) -> str:
+    """`frame` as an HTML table: columns (name, label, kind), kind text, money, pct or a number; names
+    escaped; rows whose `flag_column` is set are marked."""
     head = "".join(f"<th>{escape(label)}</th>" for _, label, _ in columns)
     rows = []
     for record in frame.to_dict("records"):
