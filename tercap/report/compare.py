@@ -307,7 +307,8 @@ def render_comparison(comparison: Comparison) -> str:
         parts.append(f"<p>The differences of the other {len(comparison.records) - PAIRS_SHOWN - 1} scenarios against "
                      f"{html.escape(first.name)} are in differences/NAME/.</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{padding:.25em .7em;border-bottom:1px solid #ddd;white-space:nowrap}"
+             "table{border-collapse:collapse;margin:1em 0}"
+             "td,th{padding:.25em .7em;border-bottom:1px solid #ddd;white-space:nowrap}"
              "figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}.num{text-align:right}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tercap comparison</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
