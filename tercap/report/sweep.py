@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from tercap.errors import ScenarioError, TercapError
+from tercap.errors import ProblemLog, ScenarioError, TercapError
 from tercap.profiles import SolverProfile
 from tercap.report import write_run
 from tercap.report.compare import Comparison, RunRecord, reusable, write_comparison
 from tercap.run import PlanningRun, run_inputs, run_plan
 from tercap.runfolder import run_folder
 from tercap.scenario import Scenario
+from tercap.scenario.reading import load_yaml
 from tercap.scenario.schema import Settings
 
 MAX_POINTS = 500
@@ -73,12 +73,11 @@ class SweepPoint:
 def read_grid(path: str | Path) -> dict[str, list[Any]]:
     """The grid of a grid file: dotted setting path → values, checked against the scenario's sections."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TercapError(f"{path}: cannot read the grid file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise TercapError(f"{path}: not valid YAML ({exc})") from exc
+    log = ProblemLog()
+    loaded = load_yaml(path, log)  # the scenario files' safe loader: data only, no duplicate keys
+    if loaded is None:
+        raise ScenarioError(log.problems)
+    data, _ = loaded
     if not isinstance(data, Mapping) or not isinstance(data.get("grid"), Mapping) or not data["grid"]:
         raise TercapError(f"{path}: a grid file holds `grid:`, a mapping of setting paths (e.g. "
                           "assignment.balance.workload_tolerance) to lists of values")

@@ -8,7 +8,7 @@ import pytest
 
 import tercap
 from tercap.cli import main
-from tercap.errors import TercapError
+from tercap.errors import ScenarioError, TercapError
 from tercap.report.sweep import read_grid, run_sweep, sweep_points
 from tercap.run import run_plan
 from tercap.scenario.generate import generate_scenario
@@ -62,6 +62,9 @@ def test_bad_grids_are_refused(tmp_path, base):
         read_grid(path)
     path.write_text("grid:\n  quota.rounding: 100\n")
     with pytest.raises(TercapError, match="non-empty list"):
+        read_grid(path)
+    path.write_text("grid:\n  quota.rounding: [10]\n  quota.rounding: [20]\n")
+    with pytest.raises(ScenarioError, match="given twice"):
         read_grid(path)
     path.write_text("points: []\n")
     with pytest.raises(TercapError, match="grid:"):
