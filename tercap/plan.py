@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from tercap.backends import relative_gap
 from tercap.status import SolveStatus
 
 ASSIGNMENT_COLUMNS = ("account_id", "rep_id", "previous_rep_id", "moved", "workload_hours", "potential",
@@ -28,7 +29,7 @@ class SolveStats:
     objective: float | None
     terms: dict[str, float]  # each objective term before its weight
     weights: dict[str, float]
-    bound: float | None  # LP (or MIP dual) bound: no plan can do better
+    bound: float | None  # best proven bound: the LP's, raised where blocks were solved exactly; no plan does better
     gap: float | None  # (objective − bound) / objective
     seconds: float
     variables: int
@@ -37,6 +38,7 @@ class SolveStats:
     widening: int = 0  # times the k-nearest neighbourhoods were doubled to find a plan
     reached_accounts: int = 0  # accounts the plan gives to a rep beyond their nearest, where the bands need it
     incumbents: tuple[tuple[float, float], ...] = ()  # (seconds, objective) each time a better plan was found
+    lp_bound: float | None = None  # the LP relaxation's optimum (the bound before any exact block)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +80,7 @@ class Plan:
             "scenario": self.scenario, "backend": s.backend, "profile": s.profile, "strategy": s.strategy,
             "status": s.status.value, "solver_status": s.solver_status, "objective": s.objective,
             "objective_terms": s.terms, "objective_weights": s.weights, "bound": s.bound, "gap": s.gap,
+            "lp_bound": s.lp_bound, "lp_gap": relative_gap(s.objective, s.lp_bound),
             "seconds": round(s.seconds, 3), "variables": s.variables, "constraints": s.constraints,
             "neighbourhood_widening": s.widening, "accounts_beyond_nearest": s.reached_accounts,
             "kpis": self.kpis, "violations": list(self.violations), "diagnosis": list(self.diagnosis),

@@ -163,7 +163,7 @@ def build_plan(scenario: Scenario, compiled: CompiledAssignment, outcome: SolveO
         terms=model.term_values(x) if x is not None else {}, weights=dict(model.weights), bound=outcome.bound,
         gap=outcome.gap, seconds=outcome.seconds, variables=model.num_cols, constraints=model.num_rows,
         phases=outcome.phases, widening=compiled.widening, incumbents=outcome.incumbents,
-        reached_accounts=int(pairs.reached[chosen[has]].sum()))
+        reached_accounts=int(pairs.reached[chosen[has]].sum()), lp_bound=outcome.lp_bound)
     kpis = _kpis(assignments, reps, inputs.account_owner >= 0, compiled.target_potential) if outcome.chosen \
         is not None else {}
     return Plan(scenario.name, assignments, reps, stats, kpis, (), diagnosis)

@@ -5,7 +5,10 @@
 - mip: decompose for a warm start, then the whole model to the backend for the proof.
 - greedy: regret-greedy construction → local search → exact repair around broken reps (decompose
   when that fails).
-- auto: mip up to the profile's mip_max_pairs eligible pairs, decompose above.
+- auto: mip up to the profile's mip_max_pairs eligible pairs; above, decompose, then the time left goes
+  to the model's independent blocks (e.g. one per segment) by how far each block's plan is above its
+  share of the LP: a block of at most mip_max_pairs pairs goes whole to the backend, warm-started, and
+  its proven bound raises the plan's bound; larger blocks get neighbourhood search.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from tercap.status import SolveStatus
 
 INTEGRAL = 1 - 1e-6
 LOCAL_SEARCH_SHARE = 0.25  # of the time left, at most, for polishing
+EXACT_BLOCK_SHARE = 0.5  # of its share of the time left, what an exact block's solve gets; the rest goes to
+#                         neighbourhood search (a time-limited solve finds most of its plan in its first half)
 # A part's objective holds the whole plan's constant: a relative gap there is a gap on the whole plan,
 # so a neighbourhood is solved far tighter than the profile's gap, or each would stop at its first fair plan.
 NEIGHBOURHOOD_GAP = 1e-5
@@ -45,6 +50,7 @@ class SolveOutcome:
     solver_status: str
     phases: tuple[tuple[str, float, str], ...] = field(default=())  # (phase, seconds, note)
     incumbents: tuple[tuple[float, float], ...] = field(default=())  # (seconds, objective) at each better plan
+    lp_bound: float | None = None  # the LP relaxation's optimum; `bound` is this or better (raised by exact blocks)
 
     @property
     def gap(self) -> float | None:
@@ -63,10 +69,10 @@ class _Clock:
         self.incumbents: list[tuple[float, float]] = []
         self._mark = self.began
 
-    def incumbent(self, objective: float) -> None:
-        """Record a better plan's objective and when it was found."""
+    def incumbent(self, objective: float, at: float | None = None) -> None:
+        """Record a better plan's objective and when it was found (`at`: seconds since the start; now)."""
         if not self.incumbents or objective < self.incumbents[-1][1] - 1e-12:
-            self.incumbents.append((self.elapsed(), objective))
+            self.incumbents.append((self.elapsed() if at is None else at, objective))
 
     def left(self) -> float:
         return max(self.deadline - time.perf_counter(), 0.0)
@@ -100,6 +106,7 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
         return SolveOutcome(None, SolveStatus.INFEASIBLE, None, None, clock.elapsed(), "highs", strategy,
                             lp.solver_status, tuple(clock.phases), tuple(clock.incumbents))
     lp_bound = lp.objective if lp.status is SolveStatus.OPTIMAL else None
+    relaxation_bound = lp_bound
     if lp.x is None:
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, None, clock.elapsed(), "highs", strategy,
                             lp.solver_status, tuple(clock.phases), tuple(clock.incumbents))
@@ -141,8 +148,11 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     if chosen is None:
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
                             strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
-    if profile.lns_rounds and strategy != "mip" and search.penalty(chosen) == 0:
-        chosen = _polish(compiled, chosen, lp_bound, _lp_reps(compiled, lp.x), backend, profile, clock)
+    if strategy != "mip" and search.penalty(chosen) == 0:
+        if profile.strategy == "auto" and lp_bound is not None:
+            chosen, lp_bound = _improve_blocks(compiled, chosen, lp, lp_bound, backend, profile, clock, search)
+        elif profile.lns_rounds:
+            chosen = _polish(compiled, chosen, lp_bound, _lp_reps(compiled, lp.x), backend, profile, clock)
     if profile.local_search and clock.left() > 0:
         chosen = search.improve(chosen, time.perf_counter() + max(LOCAL_SEARCH_SHARE * clock.left(), 0.2))
         clock.phase("local search")
@@ -162,12 +172,14 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     else:
         status = SolveStatus.FEASIBLE
     return SolveOutcome(chosen, status, objective, lp_bound, clock.elapsed(), backend.name, strategy,
-                        solver_status, tuple(clock.phases), tuple(clock.incumbents))
+                        solver_status, tuple(clock.phases), tuple(clock.incumbents),
+                        lp_bound=None if relaxation_bound is None else min(relaxation_bound, objective))
 
 
 def _solve_part(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray, backend: Backend,
-                limits: SolveLimits) -> tuple[np.ndarray | None, BackendResult]:
-    """Re-solve the accounts in `free` exactly, every other account held at its choice in `base`.
+                limits: SolveLimits, warm: bool = False) -> tuple[np.ndarray | None, BackendResult]:
+    """Re-solve the accounts in `free` exactly, every other account held at its choice in `base`
+    (`warm`: `base` is a plan, handed to the solver as its first incumbent).
 
     Only the free part goes to the solver: the held columns move into the row bounds."""
     pairs, model = compiled.pairs, compiled.model
@@ -177,7 +189,8 @@ def _solve_part(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray
     free_cols[num_pairs: num_pairs + num_accounts] = free
     values = compiled.solution_from(np.where(free, -1, base))
     values[num_pairs + np.flatnonzero(free)] = 0.0
-    result = backend.solve(model.restricted(free_cols, values), limits)
+    start = compiled.solution_from(base)[free_cols] if warm else None
+    result = backend.solve(model.restricted(free_cols, values), limits, warm_start=start)
     if result.x is None:
         return None, result
     full = values.copy()
@@ -227,16 +240,18 @@ def _lp_reps(compiled: CompiledAssignment, x_lp: np.ndarray) -> np.ndarray:
 
 
 def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | None, lp_reps: np.ndarray,
-            backend: Backend, profile: SolverProfile, clock: _Clock) -> np.ndarray:
+            backend: Backend, profile: SolverProfile, clock: _Clock, seeds: np.ndarray | None = None
+            ) -> np.ndarray:
     """Large-neighbourhood search: re-solve exactly the accounts of a few neighbouring reps at a time.
 
     Rounds seed at reps where the plan departs from the LP relaxation (weighted by how many accounts
     it moves off their LP rep, to or from that rep); "auto" rounds are enough to visit every rep
     LNS_COVERAGE times. Seeds follow the profile's seed, so the result does not depend on the
-    machine's speed unless the time limit cuts the rounds short."""
+    machine's speed unless the time limit cuts the rounds short. `seeds`: the reps rounds may seed at
+    (default: every active rep)."""
     inputs, pairs, model = compiled.inputs, compiled.pairs, compiled.model
     rng = np.random.default_rng(profile.seed)
-    active = np.flatnonzero(inputs.rep_capacity > 0)
+    active = np.flatnonzero((inputs.rep_capacity > 0) & (True if seeds is None else seeds))
     if active.size == 0:
         return chosen
     xyz = unit_vectors(inputs.rep_lat, inputs.rep_lon)
@@ -266,6 +281,91 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
             clock.incumbent(value)
     clock.phase("neighbourhood search", f"{improved} improving rounds")
     return chosen
+
+
+def _improve_blocks(compiled: CompiledAssignment, chosen: np.ndarray, lp: BackendResult, lp_bound: float,
+                    backend: Backend, profile: SolverProfile, clock: _Clock, search: LocalSearch
+                    ) -> tuple[np.ndarray, float]:
+    """Spend the time left on the model's independent blocks (rows link no two of them: e.g. segments
+    when eligibility keeps to the segment and no cap on moves spans them), each by its share of the
+    plan's distance to the LP: a block of at most `mip_max_pairs` pairs goes whole to the backend for
+    half its share, warm-started from the plan; then neighbourhood search in every block not proven
+    optimal. The LP optimum is the sum of the blocks' LP optima, so a block's proven bound above its
+    LP part raises the whole plan's bound. Local search (moves, swaps, ejection chains across reps)
+    follows each exact block: it mends in a fraction of a second what a time-limited solve leaves (on
+    the 10,000 × 100 benchmark, 131.15 → 130.91 in 0.4 s). Returns the plan and its bound."""
+    model, pairs = compiled.model, compiled.pairs
+    num_pairs, num_accounts = compiled.num_pairs, compiled.inputs.num_accounts
+    assert lp.x is not None
+    labels = model.blocks()
+    count = int(labels.max()) + 1
+
+    def block_costs(x: np.ndarray) -> np.ndarray:
+        return np.bincount(labels, model.cost * x, minlength=count)
+
+    lp_part = block_costs(lp.x)
+    account_block = labels[num_pairs + np.arange(num_accounts)]
+    movable = ~compiled.inputs.account_locked
+    block_pairs = np.bincount(labels[:num_pairs], minlength=count)
+    plan_part = block_costs(compiled.solution_from(chosen))
+    best = model.objective(compiled.solution_from(chosen))
+    distance = np.maximum(plan_part - lp_part, 0.0)
+    open_blocks = [b for b in np.argsort(-distance, kind="stable")
+                   if distance[b] > NEIGHBOURHOOD_GAP * max(abs(best), 1.0) and (movable & (account_block == b)).any()]
+    exact = [b for b in open_blocks if block_pairs[b] <= profile.mip_max_pairs]
+    searched = [b for b in open_blocks if block_pairs[b] > profile.mip_max_pairs]
+    raised = np.zeros(count)  # per block, how far its proven bound lies above its LP part
+    remaining = float(distance[open_blocks].sum())
+
+    def polish_locally(plan: np.ndarray) -> np.ndarray:
+        """The plan after local search, where that lowers the objective."""
+        if not profile.local_search:
+            return plan
+        before = model.objective(compiled.solution_from(plan))
+        better = search.improve(plan, time.perf_counter() + LOCAL_SEARCH_SHARE * clock.left())
+        value = model.objective(compiled.solution_from(better))
+        clock.phase("local search", f"objective {before - value:.4g} lower")
+        if search.penalty(better) > 0 or value >= before - 1e-9:
+            return plan
+        clock.incumbent(value)
+        return better
+
+    proven: list[int] = []
+    for block in exact:
+        if clock.left() < 1.0:
+            break
+        seconds = EXACT_BLOCK_SHARE * clock.left() * distance[block] / max(remaining, 1e-12)
+        remaining -= distance[block]
+        free = (account_block == block) & movable
+        limits = replace(_limits(profile, seconds), mip_gap=min(profile.mip_gap, NEIGHBOURHOOD_GAP))
+        started = clock.elapsed()
+        candidate, result = _solve_part(compiled, chosen, free, backend, limits, warm=True)
+        elsewhere = best - plan_part[block]  # the part's objective holds the rest of the plan as it stands
+        if result.bound is not None:
+            raised[block] = max(result.bound - elsewhere - lp_part[block], 0.0)
+        if result.status is SolveStatus.OPTIMAL:
+            proven.append(block)
+        found = ""
+        if candidate is not None:
+            value = model.objective(compiled.solution_from(candidate))
+            if value < best - 1e-9:
+                for seconds_in, better in result.improvements:  # the part's objective is the plan's
+                    clock.incumbent(better, started + seconds_in)
+                chosen, best, found = candidate, value, ", better plan"
+                plan_part = block_costs(compiled.solution_from(chosen))
+                clock.incumbent(value)
+        clock.phase(f"block mip {block + 1}", f"{int(free.sum())} accounts, {int(block_pairs[block])} pairs: "
+                                               f"{result.solver_status}{found}")
+        chosen = polish_locally(chosen)
+        best = model.objective(compiled.solution_from(chosen))
+        plan_part = block_costs(compiled.solution_from(chosen))
+    searched += [b for b in exact if b not in proven]
+    if searched and profile.lns_rounds and clock.left() >= 1.0:
+        seeds = np.zeros(compiled.inputs.num_reps, dtype=bool)
+        seeds[pairs.rep[np.isin(labels[:num_pairs], searched)]] = True
+        chosen = _polish(compiled, chosen, lp_bound + raised.sum(), _lp_reps(compiled, lp.x), backend, profile,
+                         clock, seeds=seeds)
+    return chosen, min(lp_bound + float(raised.sum()), model.objective(compiled.solution_from(chosen)))
 
 
 def _decompose(compiled: CompiledAssignment, lp: BackendResult, backend: Backend, profile: SolverProfile,

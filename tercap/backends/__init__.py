@@ -39,6 +39,7 @@ class BackendResult:
     seconds: float
     solver_status: str  # the solver's own status word
     backend: str
+    improvements: tuple[tuple[float, float], ...] = ()  # (seconds, objective) of each better solution, where known
 
     @property
     def gap(self) -> float | None:

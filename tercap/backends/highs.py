@@ -25,6 +25,10 @@ class HighsBackend:
               ) -> BackendResult:
         import highspy
 
+        is_mip = bool(model.integral.any())
+        # MIPs only: equilibration strengthens HiGHS's cuts, while its simplex scales LPs better itself
+        # (the 50,000-account relaxation took 50 s equilibrated, 28 s as it is)
+        model, col_factor = model.equilibrated() if is_mip else (model, np.ones(model.num_cols))
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(limits.time_limit))
@@ -46,14 +50,13 @@ class HighsBackend:
         lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
         lp.a_matrix_.index_ = csc.indices.astype(np.int32)
         lp.a_matrix_.value_ = csc.data.astype(float)
-        is_mip = bool(model.integral.any())
         if is_mip:
             lp.integrality_ = np.where(model.integral, highspy.HighsVarType.kInteger,
                                        highspy.HighsVarType.kContinuous).tolist()
         h.passModel(lp)
         if warm_start is not None and is_mip:
             solution = highspy.HighsSolution()
-            solution.col_value = np.asarray(warm_start, dtype=float).tolist()
+            solution.col_value = (np.asarray(warm_start, dtype=float) / col_factor).tolist()
             solution.value_valid = True
             h.setSolution(solution)
         began = time.perf_counter()
@@ -63,7 +66,14 @@ class HighsBackend:
             if time.perf_counter() > deadline:
                 event.interrupt()  # type: ignore[attr-defined]
 
+        improvements: list[tuple[float, float]] = []
+
+        def improving(event: object) -> None:  # when each better solution was found, for progress figures
+            improvements.append((time.perf_counter() - began, float(event.data_out.objective_function_value)))  # type: ignore[attr-defined]
+
         h.cbMipInterrupt.subscribe(watchdog)
+        if is_mip:
+            h.cbMipImprovingSolution.subscribe(improving)
         h.cbSimplexInterrupt.subscribe(watchdog)
         h.run()
         seconds = time.perf_counter() - began
@@ -72,7 +82,7 @@ class HighsBackend:
         info = h.getInfo()
         word = h.modelStatusToString(status)
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        x = np.asarray(h.getSolution().col_value, dtype=float) if has_solution else None
+        x = np.asarray(h.getSolution().col_value, dtype=float) * col_factor if has_solution else None
         objective = float(info.objective_function_value) if has_solution else None
         kind = highspy.HighsModelStatus
         if status == kind.kOptimal:
@@ -86,4 +96,4 @@ class HighsBackend:
                 result_status = SolveStatus.TIME_LIMIT if has_solution else SolveStatus.NO_SOLUTION
             else:
                 result_status = SolveStatus.FEASIBLE if has_solution else SolveStatus.NO_SOLUTION
-        return BackendResult(result_status, x, objective, bound, seconds, word, self.name)
+        return BackendResult(result_status, x, objective, bound, seconds, word, self.name, tuple(improvements))

@@ -88,3 +88,40 @@ def test_heuristic_strategies_are_feasible_and_bounded(strategy):
     assert outcome.bound <= outcome.objective + 1e-9
     plan = build_plan(scenario, compiled, outcome, profile)
     assert check_assignment(scenario, plan.assignments[["account_id", "rep_id"]]) == []
+
+
+def _two_segments(seed: int, **sections) -> object:
+    """A tiny scenario whose reps and accounts split into two segments: two independent blocks."""
+    scenario = tiny_scenario(seed, accounts=8, reps=4, **sections)
+    reps, accounts = scenario.reps, scenario.accounts
+    reps["segment"] = ["smb", "smb", "mid_market", "mid_market"]
+    accounts["segment"] = ["smb"] * 4 + ["mid_market"] * 4
+    owner_segment = accounts["current_owner"].map(dict(zip(reps["rep_id"], reps["segment"], strict=True)))
+    accounts.loc[owner_segment.ne(accounts["segment"]), "current_owner"] = ""
+    return scenario.replace(reps=reps, accounts=accounts)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_exact_blocks_reach_the_optimum_and_raise_the_bound(seed):
+    """auto above mip_max_pairs: decompose, then each segment (an independent block of at most
+    mip_max_pairs pairs) goes whole to the solver; the plan is the brute-force optimum and its bound,
+    the LP's raised by the blocks' proofs, never passes it."""
+    scenario = _two_segments(seed, assignment={"balance": {"workload_tolerance": 0.3, "potential_tolerance": 0.6}})
+    compiled = compile_assignment(scenario)
+    labels = compiled.model.blocks()
+    account_block = labels[compiled.num_pairs + np.arange(compiled.inputs.num_accounts)]
+    assert len(set(account_block[:4])) == 1 and len(set(account_block[4:])) == 1
+    assert account_block[0] != account_block[4]
+    expected, _ = brute_force(compiled)
+    profile = SolverProfile(name="test-blocks", strategy="auto", mip_gap=0.0, time_limit=60,
+                            mip_max_pairs=compiled.num_pairs - 1)
+    outcome = solve_compiled(compiled, profile)
+    if expected is None:
+        assert not outcome.status.has_plan
+        return
+    assert outcome.objective == pytest.approx(expected, rel=1e-7, abs=1e-7)
+    assert outcome.lp_bound <= outcome.bound + 1e-9
+    assert outcome.bound <= expected + 1e-7
+    assert outcome.bound == pytest.approx(expected, rel=1e-6, abs=1e-6)  # both blocks proven
+    assert sum(phase.startswith("block mip") for phase, _, _ in outcome.phases) == 2 or \
+        outcome.lp_bound == pytest.approx(expected, rel=1e-7, abs=1e-7)
