@@ -20,10 +20,11 @@ class SolverProfile:
     Strategies: `mip` hands the whole model to the backend; `decompose` solves the LP relaxation,
     fixes the accounts it assigns whole, solves the small residual MIP and polishes by local search;
     `greedy` builds a regret-greedy plan and polishes it; `auto` picks `mip` for models up to
-    `mip_max_pairs` eligible pairs and `decompose` above. After decompose and greedy, `lns_rounds`
+    `mip_max_pairs` eligible pairs and, above, `decompose` followed by exact solves of the independent
+    blocks (segments) of at most `mip_max_pairs` pairs. After decompose and greedy, `lns_rounds`
     neighbourhoods of `lns_reps` nearby reps ("auto": enough to visit every rep three times) are
-    re-solved exactly while time is left. Every strategy
-    reports the LP bound.
+    re-solved exactly while time is left. Every strategy reports the LP bound, and the bound raised
+    by any exact solve.
     """
 
     name: str = "default"

@@ -1,4 +1,5 @@
-"""Solve a compiled assignment with a profile's strategy; the LP bound certifies every answer.
+"""Solve a compiled assignment with a profile's strategy; a proven bound (the LP's, raised by exact
+solves) certifies every answer.
 
 - decompose: LP relaxation → fix the accounts it assigns whole → residual MIP on the rest (widened
   when it cannot be completed; rounded and repaired when even that fails) → local search.

@@ -243,8 +243,8 @@ def _about_section(run: PlanningRun) -> list[str]:
     notes = "".join(f"<li>{escape(note)}</li>" for note in run.notes)
     return ["<h2>About this run</h2>",
             f'<p class="notes">Assignment: {escape(stats.status.value)} ({escape(stats.backend)}, '
-            f"{escape(stats.profile)} profile), objective {stats.objective or 0:,.3f}, within {gap} of the LP bound; "
-            f"every hard constraint checked independently. Steps: {steps}.</p>"
+            f"{escape(stats.profile)} profile), objective {stats.objective or 0:,.3f}, "
+            f"within {gap} of the proven bound; every hard constraint checked independently. Steps: {steps}.</p>"
             + (f'<ul class="notes">{notes}</ul>' if notes else "")]
 
 
