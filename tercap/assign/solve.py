@@ -308,8 +308,8 @@ def _improve_blocks(compiled: CompiledAssignment, chosen: np.ndarray, lp: Backen
     account_block = labels[num_pairs + np.arange(num_accounts)]
     movable = ~compiled.inputs.account_locked
     block_pairs = np.bincount(labels[:num_pairs], minlength=count)
-    plan_part = block_costs(compiled.solution_from(chosen))
-    best = model.objective(compiled.solution_from(chosen))
+    x = compiled.solution_from(chosen)
+    best, plan_part = model.objective(x), block_costs(x)
     distance = np.maximum(plan_part - lp_part, 0.0)
     open_blocks = [b for b in np.argsort(-distance, kind="stable")
                    if distance[b] > NEIGHBOURHOOD_GAP * max(abs(best), 1.0) and (movable & (account_block == b)).any()]
@@ -352,14 +352,13 @@ def _improve_blocks(compiled: CompiledAssignment, chosen: np.ndarray, lp: Backen
             if value < best - 1e-9:
                 for seconds_in, better in result.improvements:  # the part's objective is the plan's
                     clock.incumbent(better, started + seconds_in)
-                chosen, best, found = candidate, value, ", better plan"
-                plan_part = block_costs(compiled.solution_from(chosen))
+                chosen, found = candidate, ", better plan"
                 clock.incumbent(value)
         clock.phase(f"block mip {block + 1}", f"{int(free.sum())} accounts, {int(block_pairs[block])} pairs: "
                                                f"{result.solver_status}{found}")
         chosen = polish_locally(chosen)
-        best = model.objective(compiled.solution_from(chosen))
-        plan_part = block_costs(compiled.solution_from(chosen))
+        x = compiled.solution_from(chosen)
+        best, plan_part = model.objective(x), block_costs(x)
     searched += [b for b in exact if b not in proven]
     if searched and profile.lns_rounds and clock.left() >= 1.0:
         seeds = np.zeros(compiled.inputs.num_reps, dtype=bool)
