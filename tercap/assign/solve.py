@@ -107,7 +107,7 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
         return SolveOutcome(None, SolveStatus.INFEASIBLE, None, None, clock.elapsed(), "highs", strategy,
                             lp.solver_status, tuple(clock.phases), tuple(clock.incumbents))
     lp_bound = lp.objective if lp.status is SolveStatus.OPTIMAL else None
-    relaxation_bound = lp_bound
+    bound = lp_bound  # the best proven bound: raised by exact solves of the whole model or of blocks
     if lp.x is None:
         return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, None, clock.elapsed(), "highs", strategy,
                             lp.solver_status, tuple(clock.phases), tuple(clock.incumbents))
@@ -128,13 +128,13 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
     warm = compiled.solution_from(chosen) if chosen is not None else None
     if warm is not None and search.penalty(chosen) == 0:
         clock.incumbent(model.objective(warm))
-    proven_by_decompose = warm is not None and (relative_gap(model.objective(warm), lp_bound) or 1.0) <= profile.mip_gap
+    proven_by_decompose = warm is not None and (relative_gap(model.objective(warm), bound) or 1.0) <= profile.mip_gap
     if strategy == "mip" and clock.left() > 0 and not proven_by_decompose:
         result = backend.solve(model, _limits(profile, clock.left()), warm_start=warm)
         clock.phase(f"{backend.name} mip", result.solver_status)
         solver_status = result.solver_status
         if result.status is SolveStatus.INFEASIBLE:
-            return SolveOutcome(None, SolveStatus.INFEASIBLE, None, lp_bound, clock.elapsed(), backend.name,
+            return SolveOutcome(None, SolveStatus.INFEASIBLE, None, bound, clock.elapsed(), backend.name,
                                 strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
         timed_out = result.status is SolveStatus.TIME_LIMIT
         if result.x is not None:
@@ -144,37 +144,37 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
                 chosen = candidate
                 clock.incumbent(value)
         if result.bound is not None:
-            lp_bound = result.bound if lp_bound is None else max(lp_bound, result.bound)
+            bound = result.bound if bound is None else max(bound, result.bound)
 
     if chosen is None:
-        return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
+        return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, bound, clock.elapsed(), backend.name,
                             strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
     if strategy != "mip" and search.penalty(chosen) == 0:
-        if profile.strategy == "auto" and lp_bound is not None:
-            chosen, lp_bound = _improve_blocks(compiled, chosen, lp, lp_bound, backend, profile, clock, search)
+        if profile.strategy == "auto" and bound is not None:
+            chosen, bound = _improve_blocks(compiled, chosen, lp, bound, backend, profile, clock, search)
         elif profile.lns_rounds:
-            chosen = _polish(compiled, chosen, lp_bound, _lp_reps(compiled, lp.x), backend, profile, clock)
+            chosen = _polish(compiled, chosen, bound, _lp_reps(compiled, lp.x), backend, profile, clock)
     if profile.local_search and clock.left() > 0:
         chosen = search.improve(chosen, time.perf_counter() + max(LOCAL_SEARCH_SHARE * clock.left(), 0.2))
         clock.phase("local search")
     feasible = search.penalty(chosen) == 0 and not model.violations(compiled.solution_from(chosen))
     if not feasible:
-        return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, lp_bound, clock.elapsed(), backend.name,
+        return SolveOutcome(None, SolveStatus.NO_SOLUTION, None, bound, clock.elapsed(), backend.name,
                             strategy, solver_status, tuple(clock.phases), tuple(clock.incumbents))
     objective = model.objective(compiled.solution_from(chosen))
     clock.incumbent(objective)
-    if lp_bound is not None:  # a plan's objective caps the optimum: a bound above it is rounding
-        lp_bound = min(lp_bound, objective)
-    gap = relative_gap(objective, lp_bound)
+    if bound is not None:  # a plan's objective caps the optimum: a bound above it is rounding
+        bound = min(bound, objective)
+    gap = relative_gap(objective, bound)
     if gap is not None and gap <= profile.mip_gap + 1e-12:
         status = SolveStatus.OPTIMAL
     elif timed_out or clock.left() <= 0:
         status = SolveStatus.TIME_LIMIT
     else:
         status = SolveStatus.FEASIBLE
-    return SolveOutcome(chosen, status, objective, lp_bound, clock.elapsed(), backend.name, strategy,
+    return SolveOutcome(chosen, status, objective, bound, clock.elapsed(), backend.name, strategy,
                         solver_status, tuple(clock.phases), tuple(clock.incumbents),
-                        lp_bound=None if relaxation_bound is None else min(relaxation_bound, objective))
+                        lp_bound=None if lp_bound is None else min(lp_bound, objective))
 
 
 def _solve_part(compiled: CompiledAssignment, base: np.ndarray, free: np.ndarray, backend: Backend,
@@ -365,7 +365,7 @@ def _improve_blocks(compiled: CompiledAssignment, chosen: np.ndarray, lp: Backen
         seeds[pairs.rep[np.isin(labels[:num_pairs], searched)]] = True
         chosen = _polish(compiled, chosen, lp_bound + raised.sum(), _lp_reps(compiled, lp.x), backend, profile,
                          clock, seeds=seeds)
-    return chosen, min(lp_bound + float(raised.sum()), model.objective(compiled.solution_from(chosen)))
+    return chosen, lp_bound + float(raised.sum())
 
 
 def _decompose(compiled: CompiledAssignment, lp: BackendResult, backend: Backend, profile: SolverProfile,
