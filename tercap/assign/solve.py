@@ -153,7 +153,7 @@ def solve_compiled(compiled: CompiledAssignment, profile: SolverProfile) -> Solv
         if profile.strategy == "auto" and bound is not None:
             chosen, bound = _improve_blocks(compiled, chosen, lp, bound, backend, profile, clock, search)
         elif profile.lns_rounds:
-            chosen = _polish(compiled, chosen, bound, _lp_reps(compiled, lp.x), backend, profile, clock)
+            chosen = _polish(compiled, chosen, bound, lp.x, backend, profile, clock)
     if profile.local_search and clock.left() > 0:
         chosen = search.improve(chosen, time.perf_counter() + max(LOCAL_SEARCH_SHARE * clock.left(), 0.2))
         clock.phase("local search")
@@ -234,19 +234,24 @@ def _largest_share(compiled: CompiledAssignment, x_lp: np.ndarray) -> np.ndarray
     return rounded
 
 
-def _lp_reps(compiled: CompiledAssignment, x_lp: np.ndarray) -> np.ndarray:
-    """Per account, the rep holding its largest LP share (-1: none)."""
-    rounded = _largest_share(compiled, x_lp)
-    return np.where(rounded >= 0, compiled.pairs.rep[np.maximum(rounded, 0)], -1)
+def _rep_costs(compiled: CompiledAssignment, x: np.ndarray) -> np.ndarray:
+    """Per rep, its share of the objective at `x`: its pairs' costs and its own columns (deviations,
+    band slacks)."""
+    model, num_reps = compiled.model, compiled.inputs.num_reps
+    num_pairs = compiled.num_pairs
+    costs = np.bincount(compiled.pairs.rep, model.cost[:num_pairs] * x[:num_pairs], minlength=num_reps)
+    own = num_pairs + compiled.inputs.num_accounts  # then blocks of one column per rep
+    weighted = (model.cost[own:] * x[own:]).reshape(-1, num_reps)
+    return costs + weighted.sum(axis=0)
 
 
-def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | None, lp_reps: np.ndarray,
+def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | None, x_lp: np.ndarray,
             backend: Backend, profile: SolverProfile, clock: _Clock, seeds: np.ndarray | None = None
             ) -> np.ndarray:
     """Large-neighbourhood search: re-solve exactly the accounts of a few neighbouring reps at a time.
 
-    Rounds seed at reps where the plan departs from the LP relaxation (weighted by how many accounts
-    it moves off their LP rep, to or from that rep); "auto" rounds are enough to visit every rep
+    Rounds seed at reps whose share of the objective lies furthest above their share of the LP
+    relaxation (so a block already near its LP part gets few rounds); "auto" rounds are enough to visit every rep
     LNS_COVERAGE times. Seeds follow the profile's seed, so the result does not depend on the
     machine's speed unless the time limit cuts the rounds short. `seeds`: the reps rounds may seed at
     (default: every active rep)."""
@@ -257,6 +262,7 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
         return chosen
     xyz = unit_vectors(inputs.rep_lat, inputs.rep_lon)
     best = model.objective(compiled.solution_from(chosen))
+    lp_rep_cost = _rep_costs(compiled, x_lp)
     improved = 0
     rounds = profile.lns_rounds if profile.lns_rounds != "auto" else \
         int(np.ceil(LNS_COVERAGE * active.size / max(profile.lns_reps, 1)))
@@ -265,9 +271,8 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
         if clock.left() < 1.0 or (gap is not None and gap <= profile.mip_gap):
             break
         current = np.where(chosen >= 0, pairs.rep[np.maximum(chosen, 0)], -1)
-        departs = (current != lp_reps) & (lp_reps >= 0) & (current >= 0)
-        weight = (np.bincount(current[departs], minlength=inputs.num_reps)
-                  + np.bincount(lp_reps[departs], minlength=inputs.num_reps))[active] + 0.1
+        weight = np.maximum(_rep_costs(compiled, compiled.solution_from(chosen)) - lp_rep_cost, 0.0)[active]
+        weight += 1e-3 * max(float(weight.sum()), 1e-9) / active.size
         seed_rep = rng.choice(active, p=weight / weight.sum())
         free = _accounts_around(compiled, current, np.array([seed_rep]), profile.lns_reps, xyz)
         if not free.any():
@@ -363,8 +368,7 @@ def _improve_blocks(compiled: CompiledAssignment, chosen: np.ndarray, lp: Backen
     if searched and profile.lns_rounds and clock.left() >= 1.0:
         seeds = np.zeros(compiled.inputs.num_reps, dtype=bool)
         seeds[pairs.rep[np.isin(labels[:num_pairs], searched)]] = True
-        chosen = _polish(compiled, chosen, lp_bound + raised.sum(), _lp_reps(compiled, lp.x), backend, profile,
-                         clock, seeds=seeds)
+        chosen = _polish(compiled, chosen, lp_bound + raised.sum(), lp.x, backend, profile, clock, seeds=seeds)
     return chosen, lp_bound + float(raised.sum())
 
 
