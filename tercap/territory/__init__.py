@@ -305,7 +305,8 @@ def _design_team(team: _Team, count: int | None, *, time_limit: float, seed: int
     plan = _plan(team, graph, territory, names, reps_of, {**locked, **fixed}, settings, began, notes,
                  carve_settings.share_array())
     if fixed and not plan.balanced:
-        plan = dataclasses.replace(plan, notes=(*plan.notes, _without_homes(team, graph, carve_settings, locked)))
+        plan = dataclasses.replace(plan, notes=(*plan.notes, _without_homes(team, graph, carve_settings, locked),
+                                                *_home_catchments(graph, carve_settings, fixed, names)))
     return plan
 
 
@@ -321,6 +322,37 @@ def _without_homes(team: _Team, graph: UnitGraph, settings: CarveSettings, locke
     return (f"keeping every rep's home unit in the rep's territory, the carving found is out of tolerance; "
             f"without that rule (territory.keep_home_units: false) the worst {first} deviation found is "
             f"{_worst(search):.2%} against ±{free.tolerances[first]:.2%}")
+
+
+def _home_catchments(graph: UnitGraph, settings: CarveSettings, fixed: dict[int, int], names: list[str],
+                     shown: int = 3) -> list[str]:
+    """A note on where the kept homes lie against where the work is: each home's catchment (the units
+    nearer to it than to any other kept home) holds a share of the first measure, set beside its
+    territory's share; the `shown` furthest above and below, when some lie beyond the tolerance."""
+    first = next(iter(settings.tolerances))
+    values = np.asarray(graph.measures[first], dtype=float)
+    if len(fixed) < 2 or values.sum() <= 0:
+        return []
+    home_units = np.fromiter(fixed.keys(), dtype=np.int64)
+    home_territory = np.fromiter(fixed.values(), dtype=np.int64)
+    distance = ((graph.xy[:, None, :] - graph.xy[home_units][None, :, :]) ** 2).sum(axis=2)
+    catchment = np.bincount(np.argmin(distance, axis=1), values, minlength=home_units.size) / values.sum()
+    share = settings.share_array()[home_territory]
+    ratio = catchment / share
+    tolerance = settings.tolerances[first]
+    order = np.argsort(ratio, kind="stable")
+    above = [i for i in order[::-1][:shown] if ratio[i] > 1 + tolerance]
+    below = [i for i in order[:shown] if ratio[i] < 1 - tolerance]
+    if not above and not below:
+        return []
+
+    def listed(indices: list[int]) -> str:
+        return ", ".join(f"{names[home_territory[i]]} {catchment[i]:.1%} against {share[i]:.1%}" for i in indices)
+
+    parts = [f"most above: {listed(above)}" if above else "", f"most below: {listed(below)}" if below else ""]
+    return [f"the units nearer to a rep's home than to any other kept home hold {first} far from that rep's "
+            f"share ({'; '.join(p for p in parts if p)}): territories that keep these homes must reach past "
+            "other reps' homes, or the homes lie where the work is not"]
 
 
 def _carve_for_reps(team: _Team, graph: UnitGraph, settings: CarveSettings, began: float) -> np.ndarray:

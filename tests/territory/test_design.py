@@ -242,3 +242,20 @@ def test_a_planning_run_can_rebalance_todays_territories(tmp_path: Path):
     assert 0 < run.territories.units["moved"].sum() < SIDE * SIDE / 2  # today's territories, moved a little
     write_run(run, tmp_path / "run")
     assert (tmp_path / "run" / "territory" / "trade_off.csv").is_file()
+
+
+def test_homes_far_from_the_work_are_named_with_their_catchment_against_their_share():
+    """Six units in a row, the work all in the east; homes on units 0 and 1 (equal shares): the home on
+    unit 1 is nearest every unit but one, so its catchment holds all the work, unit 0's none."""
+    from tercap.territory import _home_catchments
+    from tercap.territory.carve import CarveSettings
+    from tercap.territory.units import UnitGraph
+
+    workload = np.array([0.0, 0.0, 10.0, 10.0, 10.0, 10.0])
+    edges = np.array([(a, a + 1) for a in range(5)])
+    graph = UnitGraph(np.array([f"U{a}" for a in range(6)], dtype=object), np.full(6, 40.0),
+                      -90 + 0.1 * np.arange(6), {"workload": workload}, edges, np.ones(5), derived=False)
+    settings = CarveSettings(count=2, tolerances={"workload": 0.05})
+    [note] = _home_catchments(graph, settings, {0: 0, 1: 1}, ["WEST", "EAST"])
+    assert "most above: EAST 100.0% against 50.0%" in note and "most below: WEST 0.0% against 50.0%" in note
+    assert _home_catchments(graph, settings, {2: 0, 5: 1}, ["WEST", "EAST"]) == []  # units 0-3 | 4-5: 50% each
