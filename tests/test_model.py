@@ -1,11 +1,13 @@
-"""The solver-neutral model: independent blocks and equilibration."""
+"""The solver-neutral model: independent blocks, equilibration, and CP-SAT's integer scaling."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from tercap.backends import SolveLimits, get_backend
+from tercap.backends.cpsat import scale_model
 from tercap.model import INF, LinearModel
 
 
@@ -63,3 +65,47 @@ def test_equilibrated_model_is_the_same_programme():
     assert highs.objective is not None and cbc.objective is not None
     assert abs(highs.objective - cbc.objective) <= 1e-6 * (1 + abs(cbc.objective))
     assert not model.violations(highs.x)
+
+
+def test_cpsat_bounds_a_free_column_by_the_finite_side_of_its_rows():
+    """A deviation left alone in its rows (its pairs held, as in a neighbourhood): d ≥ 7.4 − 2 and
+    d ≥ 2 − 7.4. CP-SAT needs a finite range for d; it must reach 5.4, not stop at one unit."""
+    matrix = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    model = LinearModel(cost=np.array([1.0, -1.0]), matrix=sp.csr_matrix(matrix),
+                        row_lower=np.array([5.4, -INF, 0.0]), row_upper=np.array([INF, -5.4, 1.0]),
+                        col_lower=np.zeros(2), col_upper=np.array([INF, 1.0]), integral=np.array([False, True]),
+                        row_family=np.full(3, "row", dtype=object), row_owner=np.arange(3))
+    limits = SolveLimits(time_limit=10, mip_gap=0.0)
+    highs, cpsat = get_backend("highs").solve(model, limits), get_backend("cpsat").solve(model, limits)
+    assert highs.objective == pytest.approx(4.4)
+    assert cpsat.x is not None and not model.violations(cpsat.x)
+    assert cpsat.objective == pytest.approx(4.4, abs=1.0) and cpsat.bound <= highs.objective + 1e-9
+
+
+def _small(matrix: list[list[float]], lower: list[float], upper: list[float], cost: list[float],
+           integral: list[bool]) -> LinearModel:
+    n = len(cost)
+    return LinearModel(cost=np.array(cost), matrix=sp.csr_matrix(np.array(matrix)), row_lower=np.array(lower),
+                       row_upper=np.array(upper), col_lower=np.zeros(n),
+                       col_upper=np.where(np.array(integral), 1.0, INF), integral=np.array(integral),
+                       row_family=np.full(len(lower), "row", dtype=object), row_owner=np.arange(len(lower)))
+
+
+def test_cpsat_keeps_a_continuous_column_in_rows_of_different_scales():
+    """d sits in a row of tenths (scale 10) and a row of whole numbers (scale 1): counted in tenths it
+    would round out of the second row (0.1 → 0) and force x = 1. Optimum: x = 0, d = 1, cost 0.5."""
+    model = _small([[0.5, -1.0], [1.0, 1.0]], [-INF, 1.0], [0.2, INF], [1.0, 0.5], [True, False])
+    cpsat = get_backend("cpsat").solve(model, SolveLimits(time_limit=10, mip_gap=0.0))
+    assert cpsat.objective == pytest.approx(0.5) and not model.violations(cpsat.x)
+
+
+def test_cpsat_sees_a_small_cost_beside_a_large_penalty():
+    """A deviation costing 1e-7 per unit beside an unassigned penalty of 1e8: the deviation must still
+    count in CP-SAT's objective (x = 1, d = 2,000,000, cost 0.2), not be left where the warm start put it."""
+    model = _small([[1.0, 1.0, 0.0], [0.0, 3e6, -1.0], [0.0, 3e6, 1.0]], [1.0, -INF, 1e6], [1.0, 1e6, INF],
+                   [1e8, 0.0, 1e-7], [True, True, False])
+    assert scale_model(model)["cost"][2] >= 1  # one unit of d is worth at least one unit of the objective
+    warm = np.array([0.0, 1.0, 5e6])  # a plan whose deviation is far above the least it can be
+    cpsat = get_backend("cpsat").solve(model, SolveLimits(time_limit=10, mip_gap=0.0), warm_start=warm)
+    assert cpsat.objective == pytest.approx(0.2, rel=1e-6) and not model.violations(cpsat.x)
+    assert cpsat.bound <= 0.2 + 1e-9
