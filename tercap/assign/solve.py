@@ -251,8 +251,8 @@ def _polish(compiled: CompiledAssignment, chosen: np.ndarray, bound: float | Non
     """Large-neighbourhood search: re-solve exactly the accounts of a few neighbouring reps at a time.
 
     Rounds seed at reps whose share of the objective lies furthest above their share of the LP
-    relaxation (so a block already near its LP part gets few rounds); "auto" rounds are enough to visit every rep
-    LNS_COVERAGE times. Seeds follow the profile's seed, so the result does not depend on the
+    relaxation (so a block already near its LP part gets few rounds); "auto" rounds are enough to
+    visit every rep LNS_COVERAGE times. Seeds follow the profile's seed, so the result does not depend on the
     machine's speed unless the time limit cuts the rounds short. `seeds`: the reps rounds may seed at
     (default: every active rep)."""
     inputs, pairs, model = compiled.inputs, compiled.pairs, compiled.model
