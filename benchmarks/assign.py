@@ -62,12 +62,16 @@ def run_one(scenario_path: str, backend: str, baseline: bool, time_limit: float)
         objective = None
         if result.x is not None:
             objective = compiled.model.objective(compiled.solution_from(compiled.choice_from(result.x)))
-        gap = relative_gap(objective, lp.objective)
+        # the solver's own proven bound where it beats the LP's, as for tercap's rows
+        bounds = [b for b in (lp.objective, result.bound) if b is not None]
+        bound = max(bounds) if bounds else None
+        gap = relative_gap(objective, bound)
         return {"variables": compiled.model.num_cols, "status": result.status.value,
                 "solver_status": result.solver_status,
                 "first_plan_s": seconds if objective is not None else None,
                 "to_1pct_s": seconds if gap is not None and gap <= 0.01 else None, "total_s": seconds,
-                "gap": gap, "lp_gap": gap, "objective": objective, "bound": lp.objective}
+                "gap": gap, "lp_gap": relative_gap(objective, lp.objective), "objective": objective,
+                "bound": bound}
     profile = SolverProfile.named("default")
     profile = SolverProfile(**{**profile.__dict__, "backend": backend, "time_limit": time_limit})
     began = time.perf_counter()
@@ -131,8 +135,8 @@ def main() -> None:
              "Generated scenarios (`generate_scenario(..., seed=1)`), default profile with the backend shown,",
              "against the baseline: the dense model (every same-segment rep eligible) handed whole to the",
              "same solver as one MIP, same time limit, same run. Gap: (objective − bound) / objective, the bound",
-             "being the LP relaxation's, raised where a block (a segment) was solved exactly; LP gap: against",
-             "the LP relaxation alone.",
+             "being the LP relaxation's, raised where a block (a segment) was solved exactly (the baseline's:",
+             "the better of its LP's and its solver's own); LP gap: against the LP relaxation alone.",
              f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}, "
              "with:", "", "```", shlex.join([".venv/bin/python", *sys.argv]), "```", "",
              "| accounts × reps | backend | method | limit s | variables | first plan s | to 1% s | total s |"
