@@ -33,9 +33,12 @@
 7. Iterated local search: SHAKES rounds, each recombining count ÷ SHAKE_SHARE random pairs along
    random balanced cuts (better or not), settling again with moves and SHAKE_PASSES recombination
    passes, and keeping the result only when it beats the best so far.
-8. MIP polish (`boundary`): each pair of neighbouring territories of at most POLISH_MAX_UNITS units
+8. MIP polish. `boundary`: each pair of neighbouring territories of at most POLISH_MAX_UNITS units
    is re-split by the exact labeling model (tercap.territory.labeling), its split taken when proven
-   optimal and shorter.
+   optimal and shorter. `distance`: each pair of at most DISTANCE_POLISH_MAX_UNITS units, both within
+   tolerance, is re-split exactly around the two territories' own weighted centres (contiguous by
+   flows, within tolerance: tercap.territory.exact.split_around_centres), taken when proven optimal
+   and of lower moment of inertia; passes repeat while one improves.
 Fixed and locked units never move.
 """
 
@@ -65,6 +68,8 @@ SHAKE_SHARE = 5  # a shake recombines count ÷ this random pairs at random
 SHAKE_PASSES = 5  # recombination passes to settle after a shake
 POLISH_MAX_UNITS = 40  # `boundary`: pairs of territories up to this many units are polished by the exact model
 POLISH_SECONDS = 3.0  # the exact model's time per pair; only a split it proves optimal is taken
+DISTANCE_POLISH_MAX_UNITS = 400  # `distance`: pairs up to this many units are re-split around their centres
+POLISH_PASSES = 5  # `distance`: passes over the pairs while one improves
 STARTS_SHARE = 0.25  # of the time limit, at most, for the starts before the best is recombined
 
 
@@ -193,7 +198,7 @@ def _improve(search: _Search, deadline: float, rng: np.random.Generator, max_pas
             best = (excess, compactness, search.territory.copy())
         else:
             search.reset(best[2])
-    if search.boundary_mode and search.mip_polish(deadline):
+    if (search.mip_polish(deadline) if search.boundary_mode else search.distance_polish(deadline)):
         passes += search.run(deadline, max_passes)
     return passes
 
@@ -712,6 +717,80 @@ class _Search:
                     self._move(unit, int(self.territory[unit]), target)
             improved += 1
         return improved
+
+    def distance_polish(self, deadline: float) -> int:
+        """`distance` only: each pair of neighbouring territories, both within tolerance, of at most
+        DISTANCE_POLISH_MAX_UNITS units, re-split by the exact model around the two territories' own
+        weighted centres (tercap.territory.exact.split_around_centres: contiguous, within tolerance,
+        pinned units kept; POLISH_SECONDS each at most, a few hundredths of a second as measured); a
+        split proven optimal whose moment of inertia is lower replaces the pair. Passes repeat while one
+        improves (re-centring, as in Lloyd's algorithm), up to POLISH_PASSES. Returns the pairs improved."""
+        if self.boundary_mode:
+            return 0
+        improved = 0
+        for _ in range(POLISH_PASSES):
+            found = 0
+            for first, second in self._neighbouring_pairs():
+                if time.perf_counter() + POLISH_SECONDS > deadline:
+                    return improved + found
+                found += self._split_around_centres(first, second)
+            improved += found
+            if not found:
+                break
+        return improved
+
+    def _split_around_centres(self, first: int, second: int) -> int:
+        """distance_polish on one pair: 1 when its split was replaced, else 0."""
+        from tercap.territory.exact import split_around_centres
+
+        pair = (first, second)
+        units = np.flatnonzero((self.territory == first) | (self.territory == second))
+        if units.size > DISTANCE_POLISH_MAX_UNITS or any(self._excess_of(t, self.load[t]) > 0 for t in pair):
+            return 0
+        position = np.full(self.g.size, -1)
+        position[units] = np.arange(units.size)
+        edges = self.g.edges
+        inside = (position[edges[:, 0]] >= 0) & (position[edges[:, 1]] >= 0)
+        start = (self.territory[units] == second).astype(np.int64)
+        centres = np.array([self.S[t] / self.W[t] for t in pair])
+        xy = self.g.xy[units]
+        roots = []
+        for label in (0, 1):  # a pinned unit roots its territory, else the member nearest the centre
+            members = np.flatnonzero(start == label)
+            held = [int(u) for u in members if int(units[u]) in self.pinned]
+            nearest = int(members[np.argmin(((xy[members] - centres[label]) ** 2).sum(axis=1))])
+            roots.append(held[0] if held else nearest)
+        fixed = {int(position[u]): int(self.territory[u] == second) for u in units.tolist() if u in self.pinned}
+        low = np.array([(1 - self.tolerance) * self.target[t] for t in pair])
+        high = np.array([(1 + self.tolerance) * self.target[t] for t in pair])
+        labels, status = split_around_centres(xy, self.w[units], self.values[units], position[edges[inside]], centres,
+                                              (roots[0], roots[1]), low, high, fixed, POLISH_SECONDS, start=start)
+        if status is not SolveStatus.OPTIMAL or labels is None or np.array_equal(labels, start):
+            return 0
+        before = sum(self._inertia(self.W[t], self.S[t], self.Q[t]) for t in pair)
+        if self._pair_inertia(units, labels) >= before - 1e-12 * self.scale:
+            return 0
+        for unit, label in zip(units.tolist(), labels.tolist(), strict=True):
+            target = second if label else first
+            if self.territory[unit] != target:
+                self._move(unit, int(self.territory[unit]), target)
+        return 1
+
+    def _neighbouring_pairs(self) -> list[tuple[int, int]]:
+        """Pairs of territories that share an adjacency edge, in a fixed order."""
+        edges = self.g.edges
+        a, b = self.territory[edges[:, 0]], self.territory[edges[:, 1]]
+        cut = a != b
+        return [(int(x), int(y)) for x, y in
+                np.unique(np.sort(np.column_stack([a[cut], b[cut]]), axis=1), axis=0).tolist()]
+
+    def _pair_inertia(self, units: np.ndarray, labels: np.ndarray) -> float:
+        """The moment of inertia of `units` split by `labels` (0, 1), each part about its own centre."""
+        total = 0.0
+        for label in (0, 1):
+            part = units[labels == label]
+            total += self._inertia(float(self.w[part].sum()), self.wx[part].sum(axis=0), float(self.wxx[part].sum()))
+        return total
 
     def shake(self, rng: np.random.Generator, pairs: int) -> None:
         """Recombine `pairs` random neighbouring pairs along random balanced cuts, better or not: a kick

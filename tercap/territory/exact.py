@@ -200,3 +200,92 @@ def _warm_start(graph: UnitGraph, model: LinearModel, candidates: np.ndarray, te
         cut = territory[graph.edges[:, 0]] != territory[graph.edges[:, 1]]
         values[n * k + len(arcs) * k + np.flatnonzero(cut)] = 1.0
     return values
+
+
+def split_around_centres(xy: np.ndarray, weight: np.ndarray, values: np.ndarray, edges: np.ndarray,
+                         centres: np.ndarray, roots: tuple[int, int], low: np.ndarray, high: np.ndarray,
+                         fixed: dict[int, int], time_limit: float, start: np.ndarray | None = None
+                         ) -> tuple[np.ndarray | None, SolveStatus]:
+    """Two territories of the units given (a pair to re-split), each contiguous, each measure within
+    [low[t], high[t]], least Σ weight·|xy − centre|² about two fixed centre points; roots[t] (and the
+    units of `fixed`: unit → 0 or 1) stay in territory t. With the centres at the pair's own weighted
+    centres, the optimum's moment of inertia is at most the current split's: re-centring only lowers it
+    further. Variables: y (1: the unit goes to territory 1) and one flow per territory from its root
+    along arcs inside it (Shirabe). Returns the label per unit (None: no plan) and the solver's status.
+    `start`: a label per unit, handed to the solver as its first plan (flows along breadth-first trees)."""
+    n, m = len(weight), len(edges)
+    arcs = np.concatenate([edges, edges[:, ::-1]]) if m else np.zeros((0, 2), dtype=np.int64)
+    a = len(arcs)
+    flow = (n, n + a)  # first column of territory t's arc flows
+    rows = RowBuilder(n + 2 * a)
+    total = values.sum(axis=0)
+    # Σ v·y is territory 1's load; territory 0's is the total less it
+    lower = np.maximum(low[1], total - high[0])
+    upper = np.minimum(high[1], total - low[0])
+    measures = values.shape[1]
+    rows.add("balance", np.repeat(np.arange(measures), n), np.tile(np.arange(n), measures), values.T.ravel(),
+             lower, upper, np.arange(measures))
+    big = float(max(n - 1, 1))
+    arc_ids = np.arange(a)
+    for t, sign in ((0, -1.0), (1, 1.0)):
+        # conservation at every unit but the root: inflow − outflow = 1 − y (t = 0) or y (t = 1)
+        keep = np.flatnonzero(np.arange(n) != roots[t])
+        position = np.full(n, -1)
+        position[keep] = np.arange(keep.size)
+        into, out_of = position[arcs[:, 1]], position[arcs[:, 0]]
+        r_in, r_out = into >= 0, out_of >= 0
+        row_index = np.concatenate([into[r_in], out_of[r_out], np.arange(keep.size)])
+        cols = np.concatenate([flow[t] + arc_ids[r_in], flow[t] + arc_ids[r_out], keep])
+        vals = np.concatenate([np.ones(r_in.sum()), -np.ones(r_out.sum()), np.full(keep.size, -sign)])
+        rhs = np.full(keep.size, 1.0 if t == 0 else 0.0)
+        rows.add(f"flow {t}", row_index, cols, vals, rhs, rhs, keep)
+        # an arc carries flow only between two units of territory t
+        for end in (0, 1):
+            cap_rows = np.arange(a)
+            rows.add(f"arc {t}", np.r_[cap_rows, cap_rows], np.r_[flow[t] + arc_ids, arcs[:, end]],
+                     np.r_[np.ones(a), np.full(a, -sign * big)], np.full(a, -INF),
+                     np.full(a, big if t == 0 else 0.0), arc_ids)
+    matrix, row_lower, row_upper, family, owner = rows.build()
+    squared = ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)  # units × 2
+    scale = max(float(weight @ squared.max(axis=1)), 1e-12)
+    cost = np.zeros(n + 2 * a)
+    cost[:n] = weight * (squared[:, 1] - squared[:, 0]) / scale
+    col_lower, col_upper = np.zeros(n + 2 * a), np.r_[np.ones(n), np.full(2 * a, big)]
+    for unit, label in {**fixed, roots[0]: 0, roots[1]: 1}.items():
+        col_lower[unit] = col_upper[unit] = float(label)
+    model = LinearModel(cost=cost, matrix=matrix, row_lower=row_lower, row_upper=row_upper, col_lower=col_lower,
+                        col_upper=col_upper, integral=np.r_[np.ones(n, dtype=bool), np.zeros(2 * a, dtype=bool)],
+                        offset=float(weight @ squared[:, 0]) / scale, row_family=family, row_owner=owner)
+    warm = _split_flows(n, arcs, roots, start) if start is not None else None
+    result = get_backend("highs").solve(model, SolveLimits(time_limit=time_limit, mip_gap=0.0, threads=1),
+                                        warm_start=warm)
+    if result.x is None:
+        return None, result.status
+    return (result.x[:n] > 0.5).astype(np.int64), result.status
+
+
+def _split_flows(n: int, arcs: np.ndarray, roots: tuple[int, int], labels: np.ndarray) -> np.ndarray | None:
+    """The columns of a two-way split given as a label per unit: y, and each territory's flows along a
+    breadth-first tree from its root (None when a territory is not connected to its root)."""
+    a = len(arcs)
+    values = np.zeros(n + 2 * a)
+    values[:n] = labels
+    arc_index = {(int(u), int(v)): i for i, (u, v) in enumerate(arcs.tolist())}
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for u, v in arcs.tolist():
+        neighbours[u].append(v)
+    for t in (0, 1):
+        parent = {roots[t]: -1}
+        order = [roots[t]]
+        for u in order:
+            for v in neighbours[u]:
+                if labels[v] == t and v not in parent:
+                    parent[v] = u
+                    order.append(v)
+        if len(order) != int(np.sum(labels == t)):
+            return None
+        below = dict.fromkeys(order, 1)
+        for u in reversed(order[1:]):
+            below[parent[u]] += below[u]
+            values[n + t * a + arc_index[(parent[u], u)]] = below[u]  # the root feeds each unit one
+    return values

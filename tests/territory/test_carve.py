@@ -157,3 +157,52 @@ def test_mip_polish_re_splits_pairs_proven_optimal_and_keeps_the_plan_valid():
     assert search.mip_polish(time.perf_counter() + 120) > 0
     assert search.compactness() < before and search.excess() == 0
     assert check_territories(*frames(graph, search.territory), {"workload": 0.03}) == []
+
+
+def test_distance_polish_re_splits_pairs_around_their_centres_and_keeps_the_plan_valid():
+    """Random tree cuts settled by boundary moves only leave pairs whose exact re-split about their own
+    centres is more compact; every replaced pair stays contiguous and within tolerance, pinned units stay."""
+    from tercap.territory.carve import _bisect_all, _Search
+
+    graph = grid_graph(14, 14, seed=3)
+    settings = CarveSettings(count=12, tolerances={"workload": 0.03}, compactness="distance")
+    pinned = {0: 0, 195: 11}
+    search = _Search(graph, settings, _bisect_all(graph, settings, pinned, np.random.default_rng(1)), set(pinned))
+    search.run(time.perf_counter() + 30, 200)
+    before = search.compactness()
+    assert search.excess() == 0 and search.distance_polish(time.perf_counter() + 120) > 0
+    assert search.compactness() < before and search.excess() == 0
+    assert all(search.territory[u] == t for u, t in pinned.items())
+    assert check_territories(*frames(graph, search.territory), {"workload": 0.03}) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_split_around_fixed_centres_is_the_brute_force_optimum(seed):
+    """Every labelling of a 3 × 4 grid: each side contiguous and holding its root, loads within the
+    bounds, least Σ w·|xy − own centre|² about two given points."""
+    import networkx as nx
+
+    from tercap.territory.exact import split_around_centres
+
+    graph = grid_graph(3, 4, seed=seed)
+    rng = np.random.default_rng(seed)
+    xy, w = graph.xy, graph.measures["workload"]
+    centres = xy[rng.choice(12, 2, replace=False)] + rng.normal(0, 2.0, (2, 2))
+    roots, fixed = (0, 11), {5: int(seed % 2)}
+    total = w.sum()
+    low, high = np.array([[0.35 * total], [0.35 * total]]), np.array([[0.65 * total], [0.65 * total]])
+    best = None
+    for mask in range(2 ** 12):
+        labels = np.array([(mask >> u) & 1 for u in range(12)])
+        if labels[0] != 0 or labels[11] != 1 or labels[5] != fixed[5]:
+            continue
+        loads = np.array([w[labels == 0].sum(), w[labels == 1].sum()])
+        if np.any(loads < low[:, 0]) or np.any(loads > high[:, 0]):
+            continue
+        if not all(nx.is_connected(graph.graph.subgraph(np.flatnonzero(labels == t).tolist())) for t in (0, 1)):
+            continue
+        value = float(w @ ((xy - centres[labels]) ** 2).sum(axis=1))
+        best = value if best is None else min(best, value)
+    labels, status = split_around_centres(xy, w, w[:, None], graph.edges, centres, roots, low, high, fixed, 30.0)
+    assert labels is not None and status.value == "optimal" and best is not None
+    assert float(w @ ((xy - centres[labels]) ** 2).sum(axis=1)) == pytest.approx(best, rel=1e-7)
