@@ -675,11 +675,8 @@ class _Search:
         if not self.boundary_mode:
             return 0
         edges = self.g.edges
-        a, b = self.territory[edges[:, 0]], self.territory[edges[:, 1]]
-        cut = a != b
-        pairs = np.unique(np.sort(np.column_stack([a[cut], b[cut]]), axis=1), axis=0)
         improved = 0
-        for first, second in pairs.tolist():
+        for first, second in self._neighbouring_pairs():
             if time.perf_counter() + POLISH_SECONDS > deadline:
                 break
             units = np.flatnonzero((self.territory == first) | (self.territory == second))
