@@ -1,5 +1,6 @@
 """Figures: one function per figure, `(result, ..., ax=None) -> Axes`. The core never imports this."""
 
+from tercap.plotting.backtest import pit_histogram
 from tercap.plotting.balance import balance
 from tercap.plotting.compare import attainment_curves, revenue_curves, utilisation_spread
 from tercap.plotting.headcount import headcount_curve
@@ -8,5 +9,5 @@ from tercap.plotting.simulation import attainment_odds, attainment_rate, attainm
 from tercap.plotting.territory import territory_map, territory_maps
 
 __all__ = ["account_map", "attainment_curves", "attainment_odds", "attainment_rate", "attainment_spread", "balance",
-           "headcount_curve", "potential_and_quota", "revenue_curves", "revenue_fan", "territory_map", "territory_maps",
+           "headcount_curve", "pit_histogram", "potential_and_quota", "revenue_curves", "revenue_fan", "territory_map", "territory_maps",
            "utilisation_spread"]
