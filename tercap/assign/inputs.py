@@ -9,6 +9,7 @@ import pandas as pd
 
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import period_capacity_hours
+from tercap.scenario.validation import require_coordinates
 
 EARTH_RADIUS_KM = 6371.0088
 MAX_EXPERIENCE_YEARS = 10.0  # experience beyond this adds nothing to a rep's expected share
@@ -83,6 +84,8 @@ def read_inputs(scenario: Scenario, territories: TerritoryGroups | None = None) 
     share_of_year = settings.period.months / 12
     accounts = scenario.accounts
     reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
+    require_coordinates(accounts, "accounts", "account_id", "assignment")
+    require_coordinates(reps, "reps", "rep_id", "assignment")
     capacity = period_capacity_hours(settings, reps).to_numpy(dtype=float)
 
     rep_index = pd.Index(reps["rep_id"])

@@ -10,6 +10,7 @@ written unless the whole export converts. See docs/crm-import.md.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import re
 import warnings
@@ -21,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pydantic
-from pydantic import field_validator, model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 
 from tercap.errors import Problem, ProblemLog, ScenarioError, count_problems
 from tercap.runfolder import run_folder
@@ -29,7 +30,8 @@ from tercap.scenario.reading import display_name, load_yaml, plain, suggest
 from tercap.scenario.schema import FIRST_YEAR, HISTORY, LAST_YEAR, PIPELINE, F, Section, Simulation
 from tercap.scenario.tables import default_rows, first_bad_byte
 
-__all__ = ["CrmColumns", "CrmImport", "CrmImportError", "CrmMapping", "convert_export", "import_crm",
+__all__ = ["CrmAccounts", "CrmColumns", "CrmConversion", "CrmDefaults", "CrmImport", "CrmImportError", "CrmMapping",
+           "CrmPrices", "CrmStageHistory", "CrmTeams", "ImportNote", "convert", "convert_export", "import_crm",
            "load_mapping", "read_export", "write_tables"]
 
 WON, LOST, CLOSED = "won", "lost", "closed"
@@ -58,6 +60,8 @@ _NUMERIC_DATE = r"(?:\d{1,2}/\d{1,2}/\d{4}|\d{1,2}-\d{1,2}-\d{4})"  # 03/11/2026
 UNAMBIGUOUS_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%d %b %Y", "%d-%b-%Y", "%b %d, %Y",
                             "%b %d %Y", "%d %B %Y", "%B %d, %Y")
 MONTH_FIRST, DAY_FIRST = "%m/%d/%Y", "%d/%m/%Y"
+PriceUse = Literal["missing", "zero_lost", "zero", "always"]
+UndatedRule = Literal["error", "skip", "keep_as_of"]
 # Characters that may group thousands besides ',' or '.': apostrophe, space and the no-break spaces.
 _GROUP_SEPARATORS = "' \u00a0\u202f"
 
@@ -111,14 +115,108 @@ class CrmColumns(Section):
     won: str | None = F(None, "A won/lost (or true/false) column; needed when a stage maps to `closed`.")
     forecast_category: str | None = F(None, "Forecast category of open deals.")
     last_stage: str | None = F(None, "Last open stage a closed deal reached, as a stage label.")
+    product: str | None = F(None, "Product of the deal, as the price list names it (up to spelling); needed "
+                            "by `prices`.")
 
     @field_validator("*", mode="before")
     @classmethod
     def _header_text(cls, value: Any) -> Any:
+        return _header(value)
+
+
+def _header(value: Any) -> Any:
+    """A column header as written in the mapping: text, not empty, spaces around it removed."""
+    value = _as_label(value)
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("a column header cannot be empty")
+    return value.strip() if isinstance(value, str) else value
+
+
+class _SideFile(Section):
+    """A file beside the export; `file` is relative to the mapping file (or absolute), the other keys are
+    its column headers."""
+
+    file: str = F(description="Path of the file, relative to the mapping file.")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _header_text(cls, value: Any) -> Any:
+        return _header(value)
+
+
+class CrmPrices(_SideFile):
+    """A price list: the amount of a deal whose export amount is missing (or zero) is its product's price."""
+
+    product: str = F(description="The price list's product column.")
+    price: str = F(description="The price list's price column.", unit="currency")
+    aliases: dict[str, str] = F(dict, "Product name as the export writes it → the price list's name (names "
+                                "are compared ignoring case, spaces and punctuation first).")
+    use_for: tuple[PriceUse, ...] = F(("missing",), "When the price replaces the export's amount: missing "
+                                      "(amount empty), zero_lost (amount 0 on a lost deal), zero (amount 0 on "
+                                      "any deal), always.")
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _alias_labels(cls, value: Any) -> Any:
+        return _labels(value)
+
+    @field_validator("use_for", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class CrmDefaults(Section):
+    """Values given to cells the export leaves empty."""
+
+    account: str | None = F(None, "Account id given to deals with an empty account (a bucket account, e.g. "
+                            "'unassigned'); none: an empty account is an error.")
+    created_from: tuple[str, ...] = F((), "Export columns whose date is taken, in order, when the created "
+                                      "date is empty (e.g. [close_date]).")
+    amount: float | None = F(None, "Amount of a deal whose amount is still missing after the price list.",
+                             unit="currency", ge=0, lt=MAX_AMOUNT)
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_text(cls, value: Any) -> Any:
         value = _as_label(value)
         if isinstance(value, str) and not value.strip():
-            raise ValueError("a column header cannot be empty")
+            raise ValueError("the default account id cannot be empty")
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("created_from", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        value = (value,) if isinstance(value, str) else value
+        return [_header(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+class CrmStageHistory(_SideFile):
+    """A stage history (field history) file: one row per stage a deal entered."""
+
+    opp_id: str = F(description="The opportunity id column.")
+    stage: str = F(description="The stage label column (mapped through `stages`).")
+    date: str = F(description="The column of the date the stage was entered.")
+
+
+class CrmTeams(_SideFile):
+    """A sales team file: one row per owner (used with `--scenario`)."""
+
+    owner: str = F(description="The owner column, written as in the export.")
+    region: str | None = F(None, "The region (or office) column.")
+    manager: str | None = F(None, "The manager column.")
+    segment: str | None = F(None, "The segment column (default_segment otherwise).")
+
+
+class CrmAccounts(_SideFile):
+    """An accounts file: one row per account (used with `--scenario`)."""
+
+    id: str = F(description="The account id column, written as in the export.")
+    segment: str | None = F(None, "The segment column (default_segment otherwise).")
+    industry: str | None = F(None, "The industry column.")
+    potential: str | None = F(None, "The annual potential column (the account's won amount a year otherwise).",
+                              unit="currency/year")
+    region: str | None = F(None, "The region column.")
 
 
 class CrmMapping(Section):
@@ -142,7 +240,18 @@ class CrmMapping(Section):
     currency_symbols: tuple[str, ...] = F(DEFAULT_CURRENCY_SYMBOLS, "Currency signs and codes allowed "
                                           "before or after an amount; one currency per export.")
     as_of: dt.date | None = F(None, "Date of the export: a created date, or a closed deal's close date, "
-                              "after it is an error.")
+                              "after it is an error (default: the latest such date in the export).")
+    prices: CrmPrices | None = F(None, "A price list for amounts the export leaves empty or zero.")
+    defaults: CrmDefaults = F(CrmDefaults, "Values for empty account, created date and amount cells.")
+    undated: UndatedRule = F("error", "A deal with no created date (after defaults.created_from): error, skip "
+                             "(left out and counted) or keep_as_of (created = as_of).")
+    stage_history: CrmStageHistory | None = F(None, "A stage history file, written as stage_history.csv.")
+    teams: CrmTeams | None = F(None, "A sales team file for the reps of `--scenario`.")
+    accounts: CrmAccounts | None = F(None, "An accounts file for the accounts of `--scenario`.")
+    default_segment: str = F("all", "Segment of reps and accounts whose file gives none (`--scenario`).",
+                             min_length=1)
+    _path: Path | None = PrivateAttr(None)  # the mapping file, when read from one
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)  # key path -> line in the file
 
     @field_validator("open_stages", "stages", "won_values", "lost_values", "forecast_categories", "owners",
                      "currency_symbols", mode="before")
@@ -221,7 +330,25 @@ class CrmMapping(Section):
             raise ValueError(f"won_values and lost_values share {', '.join(sorted(won & lost))}")
         if CLOSED in self.stages.values() and self.columns.won is None:
             raise ValueError("a stage maps to `closed`, so columns.won must name the column that says won or lost")
+        if self.prices is not None and self.columns.product is None:
+            raise ValueError("prices needs columns.product: the export's column that names each deal's product")
         return self
+
+    @property
+    def folder(self) -> Path:
+        """The folder that paths in the mapping are relative to: the mapping file's (else the working folder)."""
+        return self._path.parent if self._path is not None else Path.cwd()
+
+    def resolve(self, path: str) -> Path:
+        """A path written in the mapping, relative to the mapping file."""
+        given = Path(path).expanduser()
+        return given if given.is_absolute() else self.folder / given
+
+    def where(self, *key: str) -> dict[str, Any]:
+        """The mapping file, line and key of `key`, for a message about it."""
+        line = next((self._lines[key[:cut]] for cut in range(len(key), 0, -1) if key[:cut] in self._lines), None)
+        return {"file": display_name(self._path) if self._path else "mapping", "line": line,
+                "key": ".".join(key)}
 
     def stage_lookup(self) -> dict[str, str]:
         """Stage label (stripped, case-folded) → target."""
@@ -232,10 +359,15 @@ class CrmMapping(Section):
         return {label.strip().casefold(): category for label, category in self.forecast_categories.items()}
 
 
+_SECTIONS: dict[str, type[Section]] = {"columns": CrmColumns, "prices": CrmPrices, "defaults": CrmDefaults,
+                                       "stage_history": CrmStageHistory, "teams": CrmTeams, "accounts": CrmAccounts}
+
+
 def _error_message(error: Any, model: type[pydantic.BaseModel]) -> str:
     kind, loc = error.get("type", ""), tuple(error["loc"])
     if kind == "extra_forbidden":
-        known = list(CrmColumns.model_fields) if loc[:1] == ("columns",) else list(model.model_fields)
+        section = _SECTIONS.get(str(loc[0])) if len(loc) == 2 else None
+        known = list((section or model).model_fields)
         return f"unknown key{suggest(str(loc[-1]), known)}"
     if kind == "missing":
         return "required key is missing"
@@ -255,7 +387,9 @@ def load_mapping(path: str | Path) -> CrmMapping:
         raise CrmImportError(log.problems)
     data, lines = loaded
     try:
-        return CrmMapping.model_validate(data)
+        mapping = CrmMapping.model_validate(data)
+        mapping._path, mapping._lines = path, dict(lines)
+        return mapping
     except pydantic.ValidationError as exc:
         name = display_name(path)
         for error in exc.errors():
@@ -633,78 +767,285 @@ def _forecast(cells: _Cells | None, is_open: np.ndarray, mapping: CrmMapping, re
     return category
 
 
-def _last_stage(cells: _Cells | None, won: np.ndarray, closed: np.ndarray, mapping: CrmMapping,
-                choices: str, report: _Report) -> pd.Series:
-    """The last open stage of each closed deal: the last_stage column where given, else the last open
-    stage for a won deal and the first one for a lost deal."""
-    fallback = pd.Series(np.where(won, mapping.open_stages[-1], mapping.open_stages[0]), dtype="string")
-    if cells is None:
-        return fallback
-    target = _map_stage_labels(cells, mapping.stage_lookup(), choices, closed, report)
-    not_open = closed & target.notna().to_numpy(dtype=bool) & ~target.isin(mapping.open_stages).to_numpy(dtype=bool)
-    report.each(not_open, cells, "last stage not open", lambda i: f"expected the label of an open stage "
-                f"({', '.join(mapping.open_stages)}), got {plain(cells.text.iloc[i])}, which maps to {target.iloc[i]}")
-    return target.where(target.isin(mapping.open_stages), fallback)
+def _reached_stages(stage_history: pd.DataFrame, mapping: CrmMapping) -> pd.Series:
+    """opp_id → the furthest open stage the deal entered, by the stage history."""
+    order = {name: index for index, name in enumerate(mapping.open_stages)}
+    rank = stage_history["stage"].map(order)
+    entered = stage_history.assign(rank=rank).dropna(subset=["rank"])
+    furthest = entered.groupby("opp_id", sort=False)["rank"].max().astype(int)
+    return furthest.map(dict(enumerate(mapping.open_stages))).astype("string")
 
 
-def convert_export(frame: pd.DataFrame, mapping: CrmMapping, source_name: str,
-                   rows: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Convert an opportunity export (all cells text) into the (pipeline, history) tables.
+def _last_stage(cells: _Cells | None, closed: np.ndarray, mapping: CrmMapping, choices: str, report: _Report,
+                opp_ids: pd.Series, reached: pd.Series | None) -> tuple[pd.Series, int]:
+    """The last open stage of each closed deal (NA: unknown), and how many the stage history gave: the
+    last_stage column where given, else the furthest open stage the stage history shows. Without either, a
+    closed deal's last stage is unknown: nothing is invented."""
+    last = pd.Series(pd.array([pd.NA] * len(closed), dtype="string"))
+    if cells is not None:
+        target = _map_stage_labels(cells, mapping.stage_lookup(), choices, closed, report)
+        not_open = closed & target.notna().to_numpy(dtype=bool) & \
+            ~target.isin(mapping.open_stages).to_numpy(dtype=bool)
+        report.each(not_open, cells, "last stage not open", lambda i: f"expected the label of an open stage "
+                    f"({', '.join(mapping.open_stages)}), got {plain(cells.text.iloc[i])}, which maps to "
+                    f"{target.iloc[i]}")
+        last = target.where(target.isin(mapping.open_stages).to_numpy(dtype=bool) & closed)
+    from_history = 0
+    if reached is not None:
+        fill = closed & last.isna().to_numpy(dtype=bool)
+        found = opp_ids.map(reached).astype("string").where(fill)
+        from_history = int(found.notna().sum())
+        last = last.fillna(found)
+    return last.where(closed).astype("string"), from_history
 
-    `rows` are the spreadsheet row numbers of the frame's rows (default 2, 3, …). Raises
-    `CrmImportError` listing every bad cell, each with `source_name`, its row and its column header.
+
+@dataclass(frozen=True)
+class ImportNote:
+    """One rule the import applied to some rows (imputed, defaulted, skipped), or a warning about them."""
+
+    rule: str  #: what was done, e.g. "amount from price list"
+    rows: int  #: rows it was done to
+    by: dict[str, int] = dataclasses.field(default_factory=dict)  #: the rows split by case, e.g. {"missing": 1088}
+    warning: bool = False  #: worth a look (e.g. lost deals whose amount 0 was kept)
+
+    def __str__(self) -> str:
+        detail = f" ({', '.join(f'{case} {count:,}' for case, count in self.by.items())})" if self.by else ""
+        return f"{self.rule}: {self.rows:,} row{'' if self.rows == 1 else 's'}{detail}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "rows": self.rows, "by": dict(self.by), "warning": self.warning}
+
+
+@dataclass(frozen=True, eq=False)
+class CrmConversion:
+    """An export converted: the tables, what was imputed, defaulted or skipped, and the export's date."""
+
+    pipeline: pd.DataFrame  #: open opportunities, in the scenario's pipeline columns
+    history: pd.DataFrame  #: closed opportunities, in the scenario's history columns
+    stage_history: pd.DataFrame | None  #: opp_id, stage, entered; None without a stage history file
+    notes: tuple[ImportNote, ...]  #: every rule applied to some rows, in the order applied
+    as_of: dt.date | None  #: the mapping's as_of, else the latest created or closing date in the export
+    as_of_from: str  #: "mapping" or "export" ("" when the export has no date at all)
+    skipped: int  #: rows left out (undated: skip)
+
+
+def _subset(cells: dict[str, _Cells], keep: np.ndarray) -> dict[str, _Cells]:
+    return {field: _Cells(c.header, c.text[keep].reset_index(drop=True)) for field, c in cells.items()}
+
+
+def _extra_columns(frame: pd.DataFrame, headers: tuple[str, ...], key: str, report: _Report) -> list[_Cells]:
+    """The cells of other export columns the mapping names under `key` (a missing one is an error)."""
+    found = []
+    for header in headers:
+        if header not in frame.columns:
+            report.log.error(report.source, f"the mapping's {key} names this column but the export has no such "
+                             f"column{suggest(header, list(frame.columns))}", row=1, column=header)
+            continue
+        column = frame.loc[:, [header]].iloc[:, 0]
+        found.append(_Cells(header, column.astype("string").fillna("").str.strip().reset_index(drop=True)))
+    return found
+
+
+def _export_as_of(mapping: CrmMapping, created: pd.Series, close: pd.Series, closed: np.ndarray
+                  ) -> tuple[dt.date | None, str]:
+    """The mapping's as_of, else the latest created date or closing date of a closed deal."""
+    if mapping.as_of is not None:
+        return mapping.as_of, "mapping"
+    latest = pd.concat([created, close[closed]]).max()
+    return (None, "") if pd.isna(latest) else (pd.Timestamp(latest).date(), "export")
+
+
+def _account_ids(cells: _Cells, mapping: CrmMapping, report: _Report, notes: list[ImportNote]) -> pd.Series:
+    text = cells.text.mask(cells.blank, pd.NA).astype("string")
+    bucket = mapping.defaults.account
+    if bucket is None:
+        _required(cells, report)
+        return text
+    if cells.blank.any():
+        notes.append(ImportNote(f"account defaulted to '{bucket}'", int(cells.blank.sum())))
+    return text.fillna(bucket)
+
+
+PRICE_CASES = {"missing": "missing", "zero_lost": "zero on lost", "zero": "zero", "always": "always"}
+
+
+def _amounts_and_sources(cells: dict[str, _Cells], mapping: CrmMapping, lost: np.ndarray, report: _Report,
+                         notes: list[ImportNote], prices: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each deal's amount and where it comes from (export, price or default): the export's amount, replaced
+    by the product's price where `prices.use_for` says, then `defaults.amount` where still empty."""
+    amount_cells = cells["amount"]
+    amount = _amounts(amount_cells, mapping, report)
+    source = np.where(np.isfinite(amount), "export", "").astype(object)
+    blank = amount_cells.blank
+    zero = np.isfinite(amount) & (amount == 0)
+    if mapping.prices is not None and prices is not None:
+        product = cells["product"]
+        cases = {"missing": blank, "zero_lost": zero & lost, "zero": zero, "always": ~blank | blank}
+        uses = [use for use in PRICE_CASES if use in mapping.prices.use_for]  # the narrowest case first
+        needs = np.zeros(len(amount), dtype=bool)
+        case = np.full(len(amount), "", dtype=object)
+        for use in uses:
+            case[cases[use] & ~needs] = use
+            needs |= cases[use]
+        name, how = prices.match(product.text)
+        unknown = needs & ~product.blank & name.isna().to_numpy(dtype=bool)
+        report.each(unknown, product, "unknown product", lambda i: f"product {plain(product.text.iloc[i])} is not "
+                    f"in the price list{prices.nearest(product.text.iloc[i])}: add it to the price list or to "
+                    "prices.aliases in the mapping")
+        priced = needs & name.notna().to_numpy(dtype=bool)
+        price = name.map(prices.prices).astype(float).to_numpy(dtype=float, na_value=np.nan)
+        amount = np.where(priced, price, amount)
+        source[priced] = "price"
+        if priced.any():
+            by = {PRICE_CASES[use]: int((priced & (case == use)).sum()) for use in uses}
+            notes.append(ImportNote("amount from price list", int(priced.sum()), {k: v for k, v in by.items() if v}))
+        renamed = how.isin(["normalised", "alias"]).to_numpy(dtype=bool)
+        pairs = pd.DataFrame({"written": product.text[renamed].astype(object).map(plain),
+                              "name": name[renamed].astype(object), "how": how[renamed]})
+        for (listed, kind), group in pairs.groupby(["name", "how"], sort=True):
+            spellings = group["written"].value_counts(sort=True)
+            word = "by alias" if kind == "alias" else "spelt otherwise"
+            notes.append(ImportNote(f"product {word} → {plain(listed)}", len(group),
+                                    {written: int(n) for written, n in spellings.items()}))
+    default = mapping.defaults.amount
+    still = blank & ~np.isfinite(amount)
+    if default is not None and still.any():
+        amount = np.where(still, default, amount)
+        source[still] = "default"
+        notes.append(ImportNote(f"amount defaulted to {default:,g}", int(still.sum())))
+    elif still.any() and not (mapping.prices is not None and prices is None):  # a bad price list is reported
+        hint = " (the cell is empty; add a price list or defaults.amount to the mapping)" \
+            if mapping.prices is None else " (the cell is empty and no price applies)"
+        report.each(still, amount_cells, "a value", lambda i: f"expected a value{hint}")
+    kept_zero = lost & zero & (source == "export")
+    if kept_zero.any():
+        notes.append(ImportNote("lost deals with amount 0 kept", int(kept_zero.sum()), warning=True))
+    return amount, source
+
+
+def convert(frame: pd.DataFrame, mapping: CrmMapping, source_name: str, rows: np.ndarray | None = None
+            ) -> CrmConversion:
+    """Convert an opportunity export (all cells text) into the pipeline and history tables, with notes on
+    every rule applied (see `CrmConversion`).
+
+    `rows` are the spreadsheet row numbers of the frame's rows (default 2, 3, …). Raises `CrmImportError`
+    listing every bad cell, each with `source_name`, its row and its column header (and every problem of
+    the files the mapping names, with theirs).
     """
+    from tercap.scenario.crm_sources import read_price_list, read_stage_history
+
     log = ProblemLog()
     frame = frame.set_axis([str(c).strip() for c in frame.columns], axis=1).reset_index(drop=True)
     report = _Report(source_name, default_rows(len(frame)) if rows is None else np.asarray(rows), log)
     cells = _mapped_cells(frame, mapping, report)
+    fallbacks = _extra_columns(frame, mapping.defaults.created_from, "defaults.created_from", report)
     if not log.has_errors and frame.empty:
         log.error(source_name, "the export has a header but no rows")
     if log.has_errors:
         raise CrmImportError(log.problems)
 
+    notes: list[ImportNote] = []
     everywhere = np.ones(len(frame), dtype=bool)
     choices = ", ".join((*mapping.open_stages, WON, LOST, *((CLOSED,) if mapping.columns.won else ())))
-    for field in ("opp_id", "account_id", "stage", "amount", "created"):
-        _required(cells[field], report)
+    for field_name in ("opp_id", "stage"):
+        _required(cells[field_name], report)
     stage = _map_stage_labels(cells["stage"], mapping.stage_lookup(), choices, everywhere, report)
     is_open = stage.isin(mapping.open_stages).to_numpy(dtype=bool)
     closed = stage.isin(CLOSED_TARGETS).to_numpy(dtype=bool)
     _required(cells["close_date"], report, among=closed)
     _duplicates(cells["opp_id"], report)
-    won = _won(stage, closed, cells["stage"], cells.get("won"), mapping, report)
-    amount = _amounts(cells["amount"], mapping, report)
 
-    readings = [_read_dates(cells[field], mapping) for field in ("created", "close_date")]
+    readings = [_read_dates(c, mapping) for c in (cells["created"], cells["close_date"], *fallbacks)]
     convention = _date_convention(readings, report) if mapping.date_format is None else None
-    created, close = (_dates(r, convention, mapping, report) for r in readings)
+    created, close, *fallback_dates = (_dates(r, convention, mapping, report) for r in readings)
+    undated = cells["created"].blank.copy()
+    for extra, dates in zip(fallbacks, fallback_dates, strict=True):
+        filled = created.isna().to_numpy(dtype=bool) & dates.notna().to_numpy(dtype=bool)
+        if filled.any():
+            notes.append(ImportNote(f"created date from {extra.header}", int(filled.sum())))
+        created = created.where(~filled, dates)
+        undated &= extra.blank
+    as_of, as_of_from = _export_as_of(mapping, created, close, closed)
+
+    keep = everywhere
+    if undated.any() and mapping.undated == "error":
+        hint = "; or set undated: skip or keep_as_of in the mapping" if undated.sum() > 1 else ""
+        report.each(undated, cells["created"], "a value", lambda i: f"expected a value (the cell is empty"
+                    f"{', and so are ' + ', '.join(c.header for c in fallbacks) if fallbacks else ''}{hint})")
+    elif undated.any() and mapping.undated == "skip":
+        keep = ~undated
+        notes.append(ImportNote("undated rows skipped", int(undated.sum())))
+    elif undated.any() and as_of is None:
+        log.error(source_name, "undated: keep_as_of needs a date for the undated rows, and the export has none: "
+                  "set as_of in the mapping")
+    elif undated.any():
+        stamp = pd.Timestamp(as_of)
+        earlier_close = closed & (close < stamp).to_numpy(dtype=bool)
+        created = created.where(~undated, close.where(earlier_close, stamp))
+        notes.append(ImportNote(f"undated rows kept as created on {as_of}", int(undated.sum())))
+    if not keep.all():
+        cells = _subset(cells, keep)
+        report = _Report(source_name, report.rows[keep], log)
+        stage, created, close = (s[keep].reset_index(drop=True) for s in (stage, created, close))
+        is_open, closed = is_open[keep], closed[keep]
+
+    won = _won(stage, closed, cells["stage"], cells.get("won"), mapping, report)
+    account = _account_ids(cells["account_id"], mapping, report, notes)
+    prices = read_price_list(mapping, log) if mapping.prices is not None else None
+    amount, amount_source = _amounts_and_sources(cells, mapping, closed & ~won, report, notes, prices)
+
     report.each((close < created).to_numpy(dtype=bool), cells["close_date"], "close before created",
                 lambda i: f"expected a close date on or after the created date ({cells['created'].header}: "
                 f"{plain(created.iloc[i])}), got {plain(cells['close_date'].text.iloc[i])}")
     if mapping.as_of is not None:
-        as_of = pd.Timestamp(mapping.as_of)
-        report.expected((created > as_of).to_numpy(dtype=bool), cells["created"],
+        stamp = pd.Timestamp(mapping.as_of)
+        report.expected((created > stamp).to_numpy(dtype=bool), cells["created"],
                         f"a date on or before as_of ({mapping.as_of})")
-        report.expected(closed & (close > as_of).to_numpy(dtype=bool), cells["close_date"],
+        report.expected(closed & (close > stamp).to_numpy(dtype=bool), cells["close_date"],
                         f"a close date of a closed deal on or before as_of ({mapping.as_of})")
     forecast = _forecast(cells.get("forecast_category"), is_open, mapping, report)
-    last_stage = _last_stage(cells.get("last_stage"), won, closed, mapping, choices, report)
+
+    def text(field_name: str) -> pd.Series:
+        return cells[field_name].text.mask(cells[field_name].blank, pd.NA).astype("string")
+
+    opp_ids = text("opp_id")
+    stage_history = read_stage_history(mapping, choices, log) if mapping.stage_history is not None else None
+    reached = None
+    if stage_history is not None:
+        known = stage_history["opp_id"].isin(opp_ids.dropna()).to_numpy(dtype=bool)
+        if not known.all():
+            notes.append(ImportNote("stage history rows of deals not imported, left out", int((~known).sum())))
+        stage_history = stage_history.loc[known].reset_index(drop=True)
+        reached = _reached_stages(stage_history, mapping)
+    last_stage, from_history = _last_stage(cells.get("last_stage"), closed, mapping, choices, report, opp_ids,
+                                           reached)
+    if from_history:
+        notes.append(ImportNote("last stage from the stage history", from_history))
+    unknown_last = int((closed & last_stage.isna().to_numpy(dtype=bool)).sum())
+    if unknown_last:
+        notes.append(ImportNote("last stage unknown (left empty)", unknown_last))
     if log.has_errors:
         raise CrmImportError(log.problems)
 
-    def text(field: str) -> pd.Series:
-        return cells[field].text.mask(cells[field].blank, pd.NA).astype("string")
-
     owner = text("owner").replace(dict(mapping.owners)) if "owner" in cells else \
-        pd.Series(pd.array([pd.NA] * len(frame), dtype="string"))
+        pd.Series(pd.array([pd.NA] * len(stage), dtype="string"))
     table = pd.DataFrame({
-        "opp_id": text("opp_id"), "account_id": text("account_id"), "owner": owner.astype("string"),
+        "opp_id": opp_ids, "account_id": account, "owner": owner.astype("string"),
         "stage": stage, "amount": amount, "created": created, "expected_close": close,
         "closed": close, "won": won.astype(bool), "forecast_category": forecast, "last_stage": last_stage,
+        "amount_source": pd.Series(amount_source, dtype="string"),
     })
     pipeline = table.loc[is_open, list(PIPELINE_COLUMNS)].reset_index(drop=True)
     history = table.loc[closed, list(HISTORY_COLUMNS)].reset_index(drop=True)
-    return pipeline, history
+    return CrmConversion(pipeline, history, stage_history, tuple(notes), as_of, as_of_from,
+                         int(len(frame) - keep.sum()))
+
+
+def convert_export(frame: pd.DataFrame, mapping: CrmMapping, source_name: str,
+                   rows: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Convert an opportunity export (all cells text) into the (pipeline, history) tables (see `convert`)."""
+    converted = convert(frame, mapping, source_name, rows)
+    return converted.pipeline, converted.history
 
 
 # ----------------------------------------------------------------------------------------------
@@ -720,9 +1061,11 @@ def _as_written(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = out[column].dt.strftime("%Y-%m-%d")
     if "won" in out:
         out["won"] = np.where(out["won"].to_numpy(dtype=bool), "true", "false")
-    amount = out["amount"].round(2)
-    whole = amount.mod(1).eq(0).to_numpy(dtype=bool)
-    out["amount"] = np.where(whole, amount.astype("int64").astype(str), amount.astype(str))
+    for column in ("amount", "potential"):
+        if column in out:
+            values = out[column].astype(float).round(2)
+            whole = values.mod(1).eq(0).to_numpy(dtype=bool)
+            out[column] = np.where(whole, values.astype("int64").astype(str), values.astype(str))
     return out
 
 
@@ -738,9 +1081,12 @@ def write_tables(pipeline: pd.DataFrame, history: pd.DataFrame, out_dir: str | P
     return out_dir / "pipeline.csv", out_dir / "history.csv"
 
 
+SUMMARY_FILE = "import-summary.json"
+
+
 @dataclass(frozen=True, eq=False)
 class CrmImport:
-    """What an import converted and wrote."""
+    """What an import converted and wrote, and every rule it applied on the way (`notes`)."""
 
     pipeline: pd.DataFrame  #: open opportunities, in the scenario's pipeline columns
     history: pd.DataFrame  #: closed opportunities, in the scenario's history columns
@@ -748,10 +1094,27 @@ class CrmImport:
     footer_rows: int  #: report footer lines left out
     pipeline_path: Path
     history_path: Path
+    notes: tuple[ImportNote, ...] = ()  #: rows imputed, defaulted or skipped, rule by rule
+    as_of: dt.date | None = None  #: the export's date: the mapping's as_of, else its latest date
+    as_of_from: str = ""  #: "mapping" or "export"
+    skipped: int = 0  #: rows left out (undated: skip)
+    stage_history: pd.DataFrame | None = None  #: opp_id, stage, entered (with a stage_history file)
+    reps: pd.DataFrame | None = None  #: with build_scenario
+    accounts: pd.DataFrame | None = None  #: with build_scenario
+    written: tuple[Path, ...] = ()  #: every file written, the summary last
 
     @property
     def paths(self) -> tuple[Path, Path]:
         return self.pipeline_path, self.history_path
+
+    @property
+    def scenario_path(self) -> Path | None:
+        """scenario.yaml, when the import built a scenario."""
+        return next((p for p in self.written if p.name == "scenario.yaml"), None)
+
+    @property
+    def summary_path(self) -> Path:
+        return self.pipeline_path.parent / SUMMARY_FILE
 
     def counts(self) -> dict[str, int]:
         """Rows read, open deals, closed won and closed lost."""
@@ -759,17 +1122,58 @@ class CrmImport:
         return {"rows": self.rows, "open": len(self.pipeline), "won": won, "lost": len(self.history) - won}
 
     def summary(self) -> str:
+        """What went where, then one line per rule applied."""
         counts = self.counts()
-        return (f"{counts['rows']:,} opportunities: {counts['open']:,} open → {self.pipeline_path}, "
-                f"{counts['won'] + counts['lost']:,} closed ({counts['won']:,} won, {counts['lost']:,} lost) "
-                f"→ {self.history_path}")
+        lines = [f"{counts['rows']:,} opportunities: {counts['open']:,} open → {self.pipeline_path}, "
+                 f"{counts['won'] + counts['lost']:,} closed ({counts['won']:,} won, {counts['lost']:,} lost) "
+                 f"→ {self.history_path}"]
+        if self.as_of is not None:
+            origin = "the mapping" if self.as_of_from == "mapping" else "the latest date in the export"
+            lines.append(f"as of {self.as_of} ({origin})")
+        lines += [f"{'warning: ' if note.warning else ''}{note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as import-summary.json writes it."""
+        return {"counts": self.counts(), "skipped": self.skipped, "footer_rows": self.footer_rows,
+                "as_of": self.as_of.isoformat() if self.as_of else None, "as_of_from": self.as_of_from or None,
+                "notes": [note.as_dict() for note in self.notes],
+                "files": [path.name for path in self.written]}
 
 
-def import_crm(export_path: str | Path, mapping_path: str | Path | CrmMapping, out_dir: str | Path) -> CrmImport:
-    """Read a CRM opportunity export, convert it with the mapping, and write pipeline.csv and history.csv
-    into `out_dir`. On any error nothing is written and `CrmImportError` lists every problem."""
+def import_crm(export_path: str | Path, mapping_path: str | Path | CrmMapping, out_dir: str | Path, *,
+               build_scenario: bool = False) -> CrmImport:
+    """Read a CRM opportunity export, convert it with the mapping, and write pipeline.csv, history.csv
+    (stage_history.csv with a stage history file) and import-summary.json into `out_dir`.
+
+    With `build_scenario`, also reps.csv (one rep per owner), accounts.csv (one per account) and a
+    scenario.yaml that loads them. On any error nothing is written and `CrmImportError` lists every problem.
+    """
+    from tercap.scenario.crm_build import build_scenario as build
+
     mapping = mapping_path if isinstance(mapping_path, CrmMapping) else load_mapping(mapping_path)
     frame, rows, footer = read_export(export_path)
-    pipeline, history = convert_export(frame, mapping, display_name(Path(export_path)), rows=rows)
-    pipeline_path, history_path = write_tables(pipeline, history, out_dir)
-    return CrmImport(pipeline, history, len(frame), footer, pipeline_path, history_path)
+    converted = convert(frame, mapping, display_name(Path(export_path)), rows=rows)
+    out_dir = Path(out_dir)
+    notes = list(converted.notes)
+    tables = {"pipeline.csv": converted.pipeline, "history.csv": converted.history}
+    if converted.stage_history is not None:
+        tables["stage_history.csv"] = converted.stage_history
+    built = None
+    if build_scenario:
+        built = build(converted, mapping, out_dir, Path(export_path).name)
+        tables |= {"reps.csv": built.reps, "accounts.csv": built.accounts}
+        notes += built.notes
+    result = CrmImport(converted.pipeline, converted.history, len(frame), footer, out_dir / "pipeline.csv",
+                       out_dir / "history.csv", tuple(notes), converted.as_of, converted.as_of_from,
+                       converted.skipped, converted.stage_history, built.reps if built else None,
+                       built.accounts if built else None,
+                       tuple(out_dir / name for name in [*tables, *(["scenario.yaml"] if built else []),
+                                                          SUMMARY_FILE]))
+    with run_folder(out_dir) as folder:
+        for name, table in tables.items():
+            folder.csv(name, _as_written(table))
+        if built is not None:
+            folder.path("scenario.yaml").write_text(built.yaml, encoding="utf-8")
+        folder.json(SUMMARY_FILE, {"export": display_name(Path(export_path)), **result.as_dict()})
+    return result

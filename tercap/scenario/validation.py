@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tercap.errors import ProblemLog
+from tercap.errors import ProblemLog, TercapError
 from tercap.scenario.capacity import HIRE_ID_PREFIX, period_capacity_hours, planned_hires
 from tercap.scenario.schema import DEFAULT_BUYING_PROCESS, TABLE_SPECS, Capacity, Kind, Settings, TableSpec
 from tercap.scenario.tables import default_rows
@@ -103,8 +103,6 @@ class _Checker:
         has_lat, has_lon = accounts["lat"].notna(), accounts["lon"].notna()
         self.error("accounts", has_lat & ~has_lon, "lon", "give both lat and lon, or neither")
         self.error("accounts", ~has_lat & has_lon, "lat", "give both lat and lon, or neither")
-        self.error("accounts", ~has_lat & ~has_lon & accounts["geo_unit"].isna(), "geo_unit",
-                   "an account needs lat and lon, or a geo_unit")
         self.error("accounts", accounts["locked"].fillna(False) & accounts["current_owner"].isna(), "locked",
                    "a locked account needs a current_owner to stay with")
         workload = accounts["workload_hours"]
@@ -131,6 +129,9 @@ class _Checker:
 
     def check_reps(self) -> None:
         reps = self.tables["reps"]
+        has_lat, has_lon = reps["lat"].notna(), reps["lon"].notna()
+        self.error("reps", has_lat & ~has_lon, "lon", "give both lat and lon, or neither")
+        self.error("reps", ~has_lat & has_lon, "lat", "give both lat and lon, or neither")
         capacity = self.settings.capacity
         curves = capacity.ramp_curves
         profile = reps["ramp_profile"]
@@ -180,7 +181,8 @@ class _Checker:
                        "expected_close is before created")
         if "history" in self.tables:
             history = self.tables["history"]
-            self.error("history", history["last_stage"].notna() & ~_is_in(history["last_stage"], stages),
+            given = history["last_stage"].notna() & history["last_stage"].ne("")  # empty: unknown
+            self.error("history", given & ~_is_in(history["last_stage"], stages),
                        "last_stage", f"unknown stage (simulation.stages has: {names})")
             self.error("history", history["closed"] < history["created"], "closed",
                        "closed is before created")
@@ -309,3 +311,16 @@ def _warn_capacity(settings: Settings, tables: Tables, files: Mapping[str, str],
             if cap > 0 and hours > cap:
                 log.warning(files["accounts"], f"{segment} workload {hours:,.0f} h exceeds {segment} "
                             f"capacity {cap:,.0f} h by {hours / cap - 1:.1%}", column="workload_hours")
+
+
+def require_coordinates(frame: pd.DataFrame, table: str, id_column: str, step: str) -> None:
+    """Raise a `TercapError` naming the rows of `table` without lat and lon, which `step` needs."""
+    lat = frame["lat"] if "lat" in frame else pd.Series(np.nan, index=frame.index)
+    lon = frame["lon"] if "lon" in frame else pd.Series(np.nan, index=frame.index)
+    missing = (lat.isna() | lon.isna()).to_numpy(dtype=bool)
+    if missing.any():
+        ids = frame[id_column].astype(str).to_numpy()[missing]
+        shown = ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
+        raise TercapError(f"{step} measures distances, so it needs coordinates: {len(ids):,} of the {len(frame):,} "
+                          f"{table} have no lat and lon ({shown}). Add lat and lon to the {table} table"
+                          + (" (or a geo_unit with a centroid)" if table == "accounts" else "") + ".")

@@ -4,7 +4,8 @@
 accounts (segment, buying process, potential) and, when there is one, the open `pipeline`, and fits
 what `Simulation` describes:
 
-- stage conversions, by the survival (life-table) estimator: a deal lost with `last_stage` k reached
+- stage conversions, by the survival (life-table) estimator, from the deals whose `last_stage` is known (an
+  export without stage history has none: conversions are then not fitted): a deal lost with `last_stage` k reached
   stage k and failed there; a won deal passed every stage. Each is the pass rate of the deals that
   reached the stage, and their product is the win rate. Where a market factor is shared by a deal's
   successive stages (the synthetic generator draws one per calendar quarter for every transition), the
@@ -296,17 +297,28 @@ def calibrate(scenario: Scenario) -> Calibration:
     segments = sorted(deals["segment"].unique())
     last = len(stage_names) - 1
 
-    # stage conversions: deals that reached stage k, and those of them lost there
+    # stage conversions: deals that reached stage k, and those of them lost there; only the deals whose
+    # last stage is known (a CRM export without stage history says nothing about it)
     reached_at = deals["stage"].to_numpy()
     won = deals["won"].to_numpy()
     quarter = deals["quarter"].to_numpy()
+    staged = reached_at >= 0
     conversion = []
-    for k, name in enumerate(stage_names):
-        reached = won | (reached_at >= k)
-        passed = won[reached] | (reached_at[reached] > k)
-        conversion.append(_proportion(passed, quarter[reached]))
-        if not reached.any():
-            notes.append(f"no closed deal reached stage '{name}': its conversion is not estimated")
+    if not staged.any():
+        notes.append("no closed deal has a known last stage (no stage history): stage conversions are not fitted "
+                     "and stay as the scenario sets them; the deal model (tercap.pipeline) forecasts open deals "
+                     "by age instead")
+        conversion = [MISSING for _ in stage_names]
+    else:
+        if not staged.all():
+            notes.append(f"{int((~staged).sum()):,} closed deal(s) without a known last stage are left out of the "
+                         "stage conversions and durations")
+        for k, name in enumerate(stage_names):
+            reached = staged & (won | (reached_at >= k))
+            passed = won[reached] | (reached_at[reached] > k)
+            conversion.append(_proportion(passed, quarter[reached]))
+            if not reached.any():
+                notes.append(f"no closed deal reached stage '{name}': its conversion is not estimated")
 
     win_rate = _proportion(won, quarter)
     by_segment = {s: deals["segment"].to_numpy() == s for s in segments}
@@ -324,12 +336,13 @@ def calibrate(scenario: Scenario) -> Calibration:
         cycle_median[s] = _median(days)
         cycle_sigma[s] = _lognormal(np.log(days))[1]
 
-    durations = _stage_durations(deals, sim, notes)
+    durations = _stage_durations(deals[staged | won], sim, notes) if staged.any() else (
+        tuple(MISSING for _ in stage_names), {}, {}, MISSING)
     arrivals = _arrivals(scenario, deals, accounts, notes)
     arrival_rate, arrival_rate_by_segment, window, seasonality = arrivals
 
-    at_last = won | (reached_at == last)
-    market = implied_correlation(*_grouped(won[at_last], quarter[at_last]))
+    at_last = staged & (won | (reached_at == last))
+    market = implied_correlation(*_grouped(won[at_last], quarter[at_last])) if at_last.any() else MISSING
     whole = implied_correlation(*_grouped(won, quarter))
     quarters = len(np.unique(quarter))
     if quarters < MIN_QUARTERS:
@@ -351,8 +364,12 @@ def calibrate(scenario: Scenario) -> Calibration:
 
 def _deals(history: pd.DataFrame, accounts: pd.DataFrame, stage_names: tuple[str, ...]) -> pd.DataFrame:
     """The closed deals with their account's segment, process and potential, stage index, quarter, days."""
-    stage = pd.Index(stage_names).get_indexer(history["last_stage"])
-    if (stage < 0).any():  # validation refuses unknown stages; a table built by hand may not be validated
+    last_stage = history["last_stage"] if "last_stage" in history else pd.Series(pd.NA, index=history.index)
+    unknown = last_stage.isna() | last_stage.astype("string").str.strip().eq("").fillna(True)
+    stage = pd.Index(stage_names).get_indexer(last_stage.where(~unknown, None))
+    stage = np.where(unknown.to_numpy(dtype=bool), -1, stage)
+    if ((stage < 0) & ~unknown.to_numpy(dtype=bool)).any():  # validation refuses unknown stages; a table built
+        # by hand may not be validated
         raise ValueError(f"history has last_stage values outside simulation.stages {list(stage_names)}")
     account = accounts.reindex(history["account_id"])
     closed = pd.to_datetime(history["closed"])

@@ -26,6 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from tercap.errors import TercapError
 from tercap.scenario import Scenario
 from tercap.scenario.schema import Territory
+from tercap.scenario.validation import require_coordinates
 from tercap.territory.carve import CarveSettings, Carving, _Search, carve, refine
 from tercap.territory.check import check_territories
 from tercap.territory.exact import EXACT_MAX_UNITS, exact_carving
@@ -125,6 +126,7 @@ def _teams(scenario: Scenario) -> tuple[list[_Team], list[str]]:
     """The carvings the scenario asks for, and notes on accounts no carving covers."""
     reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
     reps = reps[reps["capacity_hours"].fillna(0) > 0].reset_index(drop=True)
+    require_coordinates(reps, "reps", "rep_id", "territory design")
     accounts = _located_accounts(scenario)
     segments = reps["segment"].dropna().unique().tolist() if "segment" in reps else []
     if not _settings(scenario).by_segment or not segments or "segment" not in accounts:
@@ -152,6 +154,7 @@ def _located_accounts(scenario: Scenario) -> pd.DataFrame:
     if known.all():
         return accounts
     lost = accounts.loc[~known]
+    require_coordinates(lost, "accounts", "account_id", "territory design")
     xy = planar_km(units["lat"].to_numpy(dtype=float), units["lon"].to_numpy(dtype=float),
                    float(units["lat"].mean()))
     points = planar_km(lost["lat"].to_numpy(dtype=float), lost["lon"].to_numpy(dtype=float), float(units["lat"].mean()))

@@ -87,8 +87,9 @@ def test_salesforce_export_row_by_row(tmp_path: Path) -> None:
     assert (closed["won"] == closed["stage"].eq("won").astype(bool)).all()  # the Won column agrees with the stage
     pd.testing.assert_series_equal(closed["closed"], closed["close"], check_names=False, check_dtype=False)
     assert closed["amount"].equals(closed["amount_export"])
-    # No last_stage column: won deals reached the last open stage, lost ones are counted at the first.
-    assert (closed["last_stage"] == np.where(closed["won"], "negotiate", "qualify")).all()
+    # No last_stage column and no stage history: a closed deal's last stage is unknown, not invented.
+    assert closed["last_stage"].isna().all()
+    assert (result.pipeline["amount_source"] == "export").all() and (result.history["amount_source"] == "export").all()
 
 
 def _export_from_tables(pipeline: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def _export_from_tables(pipeline: pd.DataFrame, history: pd.DataFrame) -> pd.Dat
         "Stage": np.where(history["won"], "Closed Won", "Closed Lost"),
         "Amount": history["amount"].map("${:,.2f}".format), "Created": dates(history["created"]),
         "Close": dates(history["closed"]), "Won": np.where(history["won"], "yes", "no"), "Forecast": "",
-        "Stage before close": history["last_stage"]})
+        "Stage before close": history["last_stage"].fillna("")})
     return pd.concat([closed_part, open_part], ignore_index=True).astype(str)
 
 
@@ -132,12 +133,12 @@ def test_written_tables_are_the_scenario_format(tmp_path: Path) -> None:
     result = import_crm(SF_EXPORT, SF_MAPPING, tmp_path)
     pipeline = (tmp_path / "pipeline.csv").read_text(encoding="utf-8").splitlines()
     history = (tmp_path / "history.csv").read_text(encoding="utf-8").splitlines()
-    assert pipeline[0] == "opp_id,account_id,owner,stage,amount,created,expected_close,forecast_category"
-    assert history[0] == "opp_id,account_id,owner,amount,created,closed,won,last_stage"
-    assert "0065g00000QfA05AAF,A1,R1,discover,15250.5,2026-07-11,2027-01-15,best_case" in pipeline
-    assert "0065g00000QfA06AAF,A2,,propose,4000,2026-10-23,2027-02-10,pipeline" in pipeline  # no owner
-    assert "0065g00000QfA10AAF,A3,R2,qualify,1200,2026-12-01,,omitted" in pipeline  # no close date yet
-    assert "0065g00000QfA19AAF,A4,Dana Fox,1050000,2025-10-01,2026-03-31,true,negotiate" in history
+    assert pipeline[0] == "opp_id,account_id,owner,stage,amount,created,expected_close,forecast_category,amount_source"
+    assert history[0] == "opp_id,account_id,owner,amount,created,closed,won,last_stage,amount_source"
+    assert "0065g00000QfA05AAF,A1,R1,discover,15250.5,2026-07-11,2027-01-15,best_case,export" in pipeline
+    assert "0065g00000QfA06AAF,A2,,propose,4000,2026-10-23,2027-02-10,pipeline,export" in pipeline  # no owner
+    assert "0065g00000QfA10AAF,A3,R2,qualify,1200,2026-12-01,,omitted,export" in pipeline  # no close date yet
+    assert "0065g00000QfA19AAF,A4,Dana Fox,1050000,2025-10-01,2026-03-31,true,,export" in history  # last stage unknown
     assert len(pipeline) == 1 + len(result.pipeline) and len(history) == 1 + len(result.history)
 
 
@@ -239,7 +240,7 @@ def test_last_stage_column_and_a_stage_that_the_won_column_decides() -> None:
     pipeline, history = convert_export(frame, mapping, "x.csv")
     assert pipeline.empty
     assert list(history["won"]) == [True, False, False]
-    assert list(history["last_stage"]) == ["propose", "qualify", "propose"]
+    assert list(history["last_stage"].fillna("unknown")) == ["propose", "unknown", "propose"]
 
 
 def test_footer_and_blank_rows_keep_the_row_numbers(tmp_path: Path) -> None:

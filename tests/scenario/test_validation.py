@@ -82,8 +82,8 @@ CELL_CASES = {
     "locked without owner": ("accounts.csv", "A3,Gamma,,,U3,retail,smb,1000,,,,",
                              "A3,Gamma,,,U3,retail,smb,1000,,,,yes", "accounts.csv", 4, "locked",
                              "needs a current_owner"),
-    "no location": ("accounts.csv", "A3,Gamma,,,U3", "A3,Gamma,,,", "accounts.csv", 4, "geo_unit",
-                    "needs lat and lon, or a geo_unit"),
+    "half a rep's home": ("reps.csv", "R3,Cy Diaz,34.05", "R3,Cy Diaz,", "reps.csv", 4, "lat",
+                          "give both lat and lon, or neither"),
     "half a location": ("accounts.csv", "A4,Delta,34.10,-118.30", "A4,Delta,34.10,", "accounts.csv", 5,
                         "lon", "both lat and lon"),
     "unknown ramp curve": ("reps.csv", "rep_id,name,lat,lon,region,segment,experience_years,industries,"
@@ -106,6 +106,18 @@ def test_bad_cell_names_file_row_and_column(tiny, case):
     if case == "duplicate id":  # and history names A2, which the duplicate replaced
         errors = tuple(e for e in errors if not e.file.endswith("history.csv"))
     only(errors, file=_name(tiny, where), row=row, column=column, message=words)
+
+
+def test_coordinates_are_needed_only_by_the_steps_that_measure_distances(tiny):
+    from tercap.assign.inputs import read_inputs
+    from tercap.errors import TercapError
+
+    tiny.edit("accounts.csv", "A3,Gamma,,,U3", "A3,Gamma,,,")
+    scenario = tercap.load(tiny.path)  # an account without a location loads
+    assert scenario.accounts.set_index("account_id")["lat"].isna()["A3"]
+    with pytest.raises(TercapError, match=r"assignment measures distances, so it needs coordinates: 1 of the .* "
+                                          r"accounts have no lat and lon \(A3\)"):
+        read_inputs(scenario)
 
 
 def _name(tiny, file: str) -> str:
