@@ -351,12 +351,14 @@ def import_crm_command(
                                             show_default=False)],
     mapping: Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file (YAML): columns and stages.",
                                           show_default=False)],
+    scenario: Annotated[bool, typer.Option("--scenario", help="Also write reps.csv, accounts.csv and a "
+                                           "scenario.yaml built from the export.")] = False,
 ) -> None:
     """Turn a CRM opportunity export into the scenario's pipeline (open deals) and history (closed deals)."""
-    from tercap.scenario.crm import CrmImportError, import_crm
+    from tercap.scenario.crm import SUMMARY_FILE, CrmImportError, import_crm
 
     try:
-        result = import_crm(export, mapping, out_dir)
+        result = import_crm(export, mapping, out_dir, build_scenario=scenario)
     except CrmImportError as exc:
         _print_problems(exc.errors, f"✗ {exc.error_count} error(s) in the CRM import, nothing written:", "bold red")
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -366,6 +368,15 @@ def import_crm_command(
               f"{result.history_path}", highlight=False)
     if result.footer_rows:
         out.print(f"{result.footer_rows} report footer line(s) left out", style="dim", highlight=False)
+    if result.as_of is not None:
+        origin = "the mapping" if result.as_of_from == "mapping" else "the latest date in the export"
+        out.print(f"as of {result.as_of} ({origin})", highlight=False)
+    for note in result.notes:
+        out.print(f"[yellow]warning:[/] {note}" if note.warning else f"  • {note}", highlight=False)
+    if result.scenario_path is not None and result.reps is not None and result.accounts is not None:
+        out.print(f"scenario: {result.scenario_path} ({len(result.reps):,} reps, {len(result.accounts):,} accounts; "
+                  "without coordinates, which assignment and territory design need)", highlight=False)
+    out.print(f"summary: {out_dir / SUMMARY_FILE}", style="dim", highlight=False)
 
 
 @app.command("territories")
@@ -535,79 +546,143 @@ def simulate_command(
                                        f"{_money(metrics['open_pipeline_value'])} open")
     if metrics["average_won_deal_size"]:
         table.add_row("average won deal", _money(metrics["average_won_deal_size"]))
-    table.add_row("quotas", figures["quota_basis"])
-    table.add_row("pipeline model", figures["parameters"])
     out.print(table)
+    out.print(f"quotas: {figures['quota_basis']}", highlight=False)
+    out.print(f"pipeline model: {figures['parameters']}", highlight=False)
     out.print(f"run folder: {target}", highlight=False)
 
 
 @app.command("calibrate")
 def calibrate_command(path: ScenarioPath) -> None:
-    """Fit the pipeline model to the scenario's history: conversions, win rates, deal sizes, cycle
-    lengths, arrivals, seasonality and market correlation, each with its uncertainty."""
+    """Fit the pipeline model to the scenario's deals: win and loss by deal age from every deal (open
+    ones included), the market factor and arrivals; then the stage settings fitted from the closed deals,
+    each with its uncertainty, and the notes of both."""
+    from tercap.pipeline import TooLittleHistory, deal_table, fit_deal_model
     from tercap.simulate.calibrate import calibrate
 
     scenario = tercap.load(path)
     if scenario.history is None or scenario.history.empty:
         raise TercapError(f"{path}: the scenario has no history table to calibrate from")
-    fitted = calibrate(scenario).to_frame()
-    table = _table(f"Calibration from {len(scenario.history):,} closed opportunities", "parameter", "estimate",
+    try:
+        model = fit_deal_model(deal_table(scenario))
+    except TooLittleHistory as exc:
+        raise TercapError(f"{path}: {exc}") from None
+    summary = model.summary()
+    deals = _table(f"Deal model as of {model.as_of} ({summary['won']:,} won, {summary['lost']:,} lost, "
+                   f"{summary['open']:,} open)", "figure", "value")
+    deals.add_row("new opportunity won, ever", f"{summary['win_rate_new_opportunity']:.1%}")
+    deals.add_row("median days to a win", f"{summary['median_days_to_win']}")
+    deals.add_row("oldest age at a win (days)", f"{summary['oldest_won_age_days']:,}")
+    low, high = summary["market_sigma_interval"]
+    measured = f" ({low:.0%} – {high:.0%}, {summary['market_months']} months)" \
+        if summary["market_measured"] else " (assumed)"
+    deals.add_row("market swing σ (a month's wins)", f"{summary['market_sigma']:.0%}{measured}")
+    deals.add_row("new opportunities a day", f"{summary['arrivals_per_day']:.2f}")
+    out.print(deals)
+    open_now = deal_table(scenario).open
+    if len(open_now):
+        stale = model.is_stale(open_now["age"].to_numpy())
+        out.print(f"open deals: {len(open_now):,}, of which stale (older than every won deal): {int(stale.sum()):,}",
+                  highlight=False)
+    calibration = calibrate(scenario)
+    fitted = calibration.to_frame()
+    table = _table(f"Stage settings from {len(scenario.history):,} closed opportunities", "parameter", "estimate",
                    "std error", "95% interval", "n")
     for row in fitted.itertuples(index=False):
         name = " ".join(str(part) for part in (row.parameter, row.segment, row.key) if part and part != "all")
         table.add_row(name, _figure(row.estimate), _figure(row.std_error), f"{_figure(row.low)} – {_figure(row.high)}",
                       f"{row.n:,}")
     out.print(table)
+    for note in (*model.notes, *calibration.notes):
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 @app.command("backtest")
 def backtest_command(
     path: ScenarioPath,
-    as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Origin date (YYYY-MM-DD) of a forecast; "
-                                                    "repeat for several (default: the last four quarters).")] = None,
+    as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Origin date (YYYY-MM-DD), any day; repeat for "
+                                                    "several (default: the quarter starts with a whole window "
+                                                    "of data after them, at most 8).")] = None,
     months: Annotated[int, typer.Option("--months", min=1, max=24, help="Months forecast from each origin.")] = 3,
     trials: Annotated[int, typer.Option("--trials", min=100, help="Trials per forecast.")] = 2_000,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed (default: the scenario's).")] = None,
+    samples: Annotated[bool, typer.Option("--samples", help="Also write every trial's value "
+                                          "(backtest/samples.parquet), to score another target.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/SCENARIO_NAME).")
                        ] = None,
 ) -> None:
-    """Forecast past windows from what was known at their start and score them against what closed:
-    MAPE and bias of P50, pinball loss, CRPS, P10–P90 coverage. Writes backtest/forecasts.csv and
-    backtest/summary.json."""
+    """Forecast past windows from what was known at each origin (the deal model refitted there) and score
+    them against what was won, beside the baselines: won from the pipeline open at the origin, and total
+    won. Writes backtest/forecasts.csv, backtest/metrics.csv, backtest/summary.json and backtest/pit.png."""
     import datetime as dt
 
+    from tercap.pipeline.backtest import backtest
+    from tercap.plotting import pit_histogram
     from tercap.runfolder import run_folder
-    from tercap.simulate.backtest import backtest
 
     origins = None
     if as_of:
         try:
-            origins = [dt.date.fromisoformat(text) for text in as_of]
+            origins = [dt.date.fromisoformat(text.strip()) for text in as_of]
         except ValueError as exc:
             raise TercapError(f"--as-of: {exc} (expected YYYY-MM-DD)") from exc
     scenario = tercap.load(path)
     started = time.perf_counter()
     with err.status("backtesting …") as status:
-        result = backtest(scenario, origins, months, trials=trials, seed=seed,
+        result = backtest(scenario, origins, months, trials=trials, seed=seed, keep_samples=samples,
                           progress=lambda done, total: status.update(f"backtesting: origin {done} of {total} …"))
     target = out_dir or Path("runs") / scenario.name
+    metrics = result.metrics()
     with run_folder(target) as folder:
         folder.csv("backtest/forecasts.csv", result.forecasts)
+        folder.csv("backtest/metrics.csv", metrics)
         folder.json("backtest/summary.json", result.summary())
-    windows = _table(f"Forecasts of {months} month(s) ({result.trials:,} trials each, "
-                     f"{time.perf_counter() - started:.1f} s)", "origin", "actual", "P10", "P50", "P90", "covered")
-    for row in result.forecasts[result.forecasts["level"] == "company"].itertuples(index=False):
-        windows.add_row(str(row.origin), _money(row.actual), _money(row.p10), _money(row.p50), _money(row.p90),
-                        "yes" if row.covered else "[yellow]no[/]")
-    out.print(windows)
-    metrics = _table("Accuracy", "level", "windows", "MAPE (P50)", "bias (P50)", "pinball", "CRPS",
-                     "P10–P90 coverage")
-    for row in result.metrics().itertuples(index=False):
-        metrics.add_row(row.level, f"{row.windows}", f"{row.mape:.1%}", f"{row.bias:+.1%}", f"{row.pinball:.3f}",
-                        f"{row.crps:.3f}", f"{row.coverage:.0%}")
-    out.print(metrics)
-    out.print("pinball and CRPS are relative to the mean actual; a calibrated model covers about 80% of windows")
+        if result.samples is not None:
+            folder.parquet("backtest/samples.parquet", result.samples)
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(6.5, 3.5), layout="constrained")
+        pit_histogram(result, ax=figure.add_subplot())
+        figure.savefig(folder.path("backtest/pit.png"), dpi=110)
+    forecasts = result.forecasts
+    for name, label in (("open", "won from the pipeline open at the origin"), ("total", "total won")):
+        rows = forecasts[(forecasts["target"] == name) & (forecasts["method"] == "tercap")]
+        table = _table(f"{label.capitalize()}, {months} month(s)", "origin", "actual", "P10", "P50", "P90",
+                       "P50 error", "in P10–P90")
+        for row in rows.itertuples(index=False):
+            table.add_row(str(row.origin), _short_money(row.actual), _short_money(row.p10), _short_money(row.p50),
+                          _short_money(row.p90), "—" if row.error != row.error else f"{row.error:+.0%}",
+                          "yes" if row.covered80 else "[yellow]no[/]")
+        out.print(table)
+    accuracy = _table(f"Accuracy ({result.trials:,} trials, {time.perf_counter() - started:.1f} s)", "target · method",
+                      "MAPE", "bias", "CRPS", "P10–90", "P05–95", "tercap better")
+    for row in metrics.itertuples(index=False):
+        better = "—" if row.beats is None else \
+            f"{'yes' if row.beats else '[yellow]no[/]'} ({int(row.origins - row.origins_better)}/{int(row.origins)})"
+        accuracy.add_row(f"{row.target} · {row.method}", _percent(row.mape), _percent(row.bias, signed=True),
+                         f"{row.crps:.3f}", _percent(row.coverage80), _percent(row.coverage90), better)
+    out.print(accuracy)
+    out.print("CRPS is relative to the mean actual (lower is better).", highlight=False)
+    out.print("P10–P90 should hold the actual about 80% of the time, P05–P95 90%.", highlight=False)
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"run folder: {target}", highlight=False)
+
+
+def _short_money(value: float) -> str:
+    """An amount in at most 7 characters: 950, 12.3k, 4.56M."""
+    if value != value:
+        return "—"
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:,.0f}"
+
+
+def _percent(value: float, signed: bool = False) -> str:
+    if value != value:
+        return "—"
+    return f"{value:+.0%}" if signed else f"{value:.0%}"
 
 
 def _figure(value: float) -> str:

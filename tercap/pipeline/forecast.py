@@ -3,13 +3,15 @@
 Per trial:
 
 1. The age hazards are drawn from their posterior (`DealModel.posteriors`): the model's own uncertainty.
-2. ρ is drawn from the market factor's levels, and one market factor Z per month slice of the window
-   (30.4 days each).
-3. An open deal of age a wins inside the window with p = (F(a + days) − F(a)) / S(a) under the drawn
-   hazards, moved by the market of the slice in which its win is likeliest:
-   Φ((Φ⁻¹(p) + √ρ·Z) / √(1 − ρ)) (a one-factor Gaussian copula: the mean over Z is p).
+2. The market: the variance V of the monthly factor is drawn from its sampling distribution, then one
+   factor M_k per month slice k of the window (30.4 days each), lognormal with mean 1 and variance V,
+   times one factor on the fitted hazards' level (`MarketFactor.level_share`).
+3. An open deal of age a wins in slice k with q_k = (F(a + e_{k+1}) − F(a + e_k)) / S(a) under the drawn
+   hazards (e_k the slice's first day), so inside the window with p = Σ_k q_k·M_k (at most 1): a good
+   month lifts every deal's chance to be won in it.
 4. New opportunities arrive at the recent rate (drawn from its posterior, and overdispersed as the
-   monthly counts are), each created at a uniform time u in the window and won by its end with F(days − u).
+   monthly counts are), each created at a uniform time u in the window and won by its end with
+   Σ_k (F(e_{k+1} − u) − F(e_k − u))·M_k over the slices from its creation on.
 5. Amounts: an open deal's own; where unknown (blank, or 0 on a deal the export marks lost), and for new
    deals, a draw from the won amounts known.
 
@@ -24,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr, ndtri
 
 from tercap.pipeline.deals import ALL
 from tercap.pipeline.hazard import daily_curves
@@ -68,9 +69,7 @@ def forecast_window(model: DealModel, open_deals: pd.DataFrame, days: int, *, tr
     amount = open_deals["amount"].to_numpy(dtype=float)
     known = open_deals["amount_known"].to_numpy(dtype=bool) & np.isfinite(amount)
     span = int(ages.max(initial=0)) + days + 2
-    slices = max(1, int(np.ceil(days / DAYS_PER_SLICE)))
-    slice_of = _likeliest_slice(model, ages, keys, days, slices)
-    levels = np.asarray(model.market.levels or (model.market.rho,), dtype=float)
+    edges = _slice_edges(days)
     won_amounts = model.won_amounts if len(model.won_amounts) else np.array([0.0])
     blocks = -(-trials // BLOCK_TRIALS)
     seeds = np.random.SeedSequence(seed).spawn(blocks)
@@ -82,25 +81,26 @@ def forecast_window(model: DealModel, open_deals: pd.DataFrame, days: int, *, tr
         rng = np.random.Generator(np.random.PCG64DXSM(seeds[block]))
         curves = {key: daily_curves(post.draw(rng, size), model.width, span)
                   for key, post in model.posteriors.items()}
-        rho = levels[rng.integers(len(levels), size=size)] if len(levels) > 1 else np.full(size, levels[0])
-        market = rng.standard_normal((size, slices))
+        market = _market(model, rng, size, len(edges) - 1)
         if len(ages):
             p = np.zeros((size, len(ages)))
+            plain = np.zeros((size, len(ages)))
             for key in np.unique(keys):
                 rows = np.flatnonzero(keys == key)
                 survival, incidence = curves[key]
                 a = ages[rows]
-                p[:, rows] = (incidence[:, a + days] - incidence[:, a]) / np.maximum(survival[:, a], 1e-300)
-            p = np.clip(p, 0.0, 1.0)
-            mean_p += p.sum(axis=0)
-            moved = _with_market(p, market[:, slice_of], rho[:, None])
-            won = rng.random(moved.shape) < moved
+                alive = np.maximum(survival[:, a], 1e-300)
+                for k in range(len(edges) - 1):
+                    q = (incidence[:, a + edges[k + 1]] - incidence[:, a + edges[k]]) / alive
+                    plain[:, rows] += q
+                    p[:, rows] += q * market[:, k:k + 1]
+            mean_p += np.clip(plain, 0.0, 1.0).sum(axis=0)
+            won = rng.random(p.shape) < np.clip(p, 0.0, 1.0)
             value = np.where(known, np.nan_to_num(amount), 0.0)[None, :]
-            drawn = won_amounts[rng.integers(len(won_amounts), size=moved.shape)] if (~known).any() else 0.0
+            drawn = won_amounts[rng.integers(len(won_amounts), size=p.shape)] if (~known).any() else 0.0
             open_value[first:first + size] = (won * np.where(known[None, :], value, drawn)).sum(axis=1)
         if new_deals and model.arrivals.rate > 0:
-            new_value[first:first + size] = _new_deals(model, curves[ALL][1], days, slices, market, rho, rng,
-                                                       won_amounts)
+            new_value[first:first + size] = _new_deals(model, curves[ALL][1], days, edges, market, rng, won_amounts)
     deals = pd.DataFrame({
         "opp_id": open_deals["opp_id"].to_numpy(dtype=object), "segment": open_deals["segment"].to_numpy(dtype=object),
         "age": ages, "amount": amount, "amount_known": known, "win_in_window": mean_p / max(trials, 1),
@@ -109,32 +109,28 @@ def forecast_window(model: DealModel, open_deals: pd.DataFrame, days: int, *, tr
     return WindowForecast(model.as_of, days, open_value, new_value, deals, seed)
 
 
-def _with_market(p: np.ndarray, market: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """Φ((Φ⁻¹(p) + √ρ·Z) / √(1 − ρ)): p moved by the market factor Z (its mean over Z is p)."""
-    threshold = ndtri(np.clip(p, 1e-12, 1 - 1e-12))
-    moved = ndtr((threshold + np.sqrt(rho) * market) / np.sqrt(1.0 - rho))
-    return np.where(p <= 0, 0.0, np.where(p >= 1, 1.0, moved))
-
-
-def _likeliest_slice(model: DealModel, ages: np.ndarray, keys: np.ndarray, days: int, slices: int) -> np.ndarray:
-    """Per open deal, the month slice of the window in which a win is likeliest (posterior-mean hazards)."""
-    if not len(ages) or slices == 1:
-        return np.zeros(len(ages), dtype=np.int64)
+def _slice_edges(days: int) -> np.ndarray:
+    """First day of each month slice of the window, and `days` at the end."""
+    slices = max(1, int(np.ceil(days / DAYS_PER_SLICE - 1e-9)))
     edges = np.minimum(np.round(np.arange(slices + 1) * DAYS_PER_SLICE).astype(np.int64), days)
     edges[-1] = days
-    result = np.zeros(len(ages), dtype=np.int64)
-    for key in np.unique(keys):
-        rows = keys == key
-        _, incidence = model.curves(key, int(ages[rows].max()) + days + 1)
-        by_slice = incidence[ages[rows][:, None] + edges[None, 1:]] - incidence[ages[rows][:, None] + edges[None, :-1]]
-        result[rows] = np.argmax(by_slice, axis=1)
-    return result
+    return edges
 
 
-def _new_deals(model: DealModel, incidence: np.ndarray, days: int, slices: int, market: np.ndarray,
-               rho: np.ndarray, rng: np.random.Generator, won_amounts: np.ndarray) -> np.ndarray:
+def _market(model: DealModel, rng: np.random.Generator, size: int, slices: int) -> np.ndarray:
+    """(size × slices) monthly factors: lognormal, mean 1, variance V drawn per trial; times the level of
+    the fitted hazards, lognormal of mean 1 and variance V × `level_share`, one per trial."""
+    variance = model.market.draw_variance(rng, size)
+    sigma = np.sqrt(np.log1p(variance))[:, None]
+    level = np.sqrt(np.log1p(variance * model.market.level_share))[:, None]
+    months = np.exp(sigma * rng.standard_normal((size, slices)) - sigma**2 / 2)
+    return months * np.exp(level * rng.standard_normal((size, 1)) - level**2 / 2)
+
+
+def _new_deals(model: DealModel, incidence: np.ndarray, days: int, edges: np.ndarray, market: np.ndarray,
+               rng: np.random.Generator, won_amounts: np.ndarray) -> np.ndarray:
     """Won value of the opportunities created inside the window and won by its end, per trial."""
-    size = len(rho)
+    size = len(market)
     arrivals = model.arrivals
     shape = max(arrivals.count, 1) / arrivals.dispersion  # the rate's posterior (quasi-Poisson)
     rate = arrivals.rate * rng.gamma(shape, 1.0 / shape, size)
@@ -145,10 +141,12 @@ def _new_deals(model: DealModel, incidence: np.ndarray, days: int, slices: int, 
     count = rng.poisson(rate * days)
     trial = np.repeat(np.arange(size), count)
     created = rng.random(trial.size) * days
-    left = np.clip(np.floor(days - created).astype(np.int64), 0, incidence.shape[1] - 1)
-    p = incidence[trial, left]
-    which = np.minimum((created // DAYS_PER_SLICE).astype(np.int64), slices - 1)
-    moved = _with_market(p, market[trial, which], rho[trial])
-    won = rng.random(trial.size) < moved
+    last = incidence.shape[1] - 1
+    p = np.zeros(trial.size)
+    for k in range(len(edges) - 1):
+        since_start = np.clip(np.floor(edges[k] - created).astype(np.int64), 0, last)
+        since_end = np.clip(np.floor(edges[k + 1] - created).astype(np.int64), 0, last)
+        p += (incidence[trial, since_end] - incidence[trial, since_start]) * market[trial, k]
+    won = rng.random(trial.size) < np.clip(p, 0.0, 1.0)
     value = won_amounts[rng.integers(len(won_amounts), size=trial.size)] * won
     return np.bincount(trial, value, minlength=size)

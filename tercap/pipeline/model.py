@@ -9,9 +9,13 @@
 - **Parameter uncertainty**: each bin's won/lost/stay probabilities have a Dirichlet posterior; a
   forecast draws them once per trial, so a thin history gives a wide range.
 - **Staleness**: a deal older than every won deal's cycle is stale, and said so.
-- **The market factor**: ρ of a one-factor Gaussian copula on the deals closing in one calendar month,
-  fitted from the month-to-month dispersion of the wins beyond what the fitted hazards and independent
-  deals give (method of moments), with its sampling spread (`copula.correlation_levels`).
+- **The market factor**: a good or bad month multiplies every open deal's chance to be won that month by
+  a shared factor M (mean 1, variance V). V is fitted from the month-to-month dispersion of the wins
+  beyond what the fitted hazards and independent deals give (method of moments: the wins of a month
+  with expectation E have variance E + V·E²), and its sampling spread is carried: each trial draws V
+  from the χ² distribution of the months' squared deviations. The fitted hazards themselves met only
+  the months of the history, whose factors average out only partly: each trial also moves their level
+  by a factor of variance V × Σ E² / (Σ E)² (about V divided by the months).
 - **Arrivals**: new opportunities a day (recent rate, its posterior, and the month-to-month
   overdispersion of the counts), and the won amounts known (new deals draw from them; an open deal
   whose amount is unknown draws from them too).
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from tercap.pipeline.deals import ALL, LOST, OPEN, WON, DealTable
 from tercap.pipeline.hazard import (
@@ -43,7 +48,6 @@ from tercap.pipeline.hazard import (
     pooled_prior,
     posterior,
 )
-from tercap.simulate.copula import MAX_CORRELATION, copula_variance, correlation_levels
 
 __all__ = ["Arrivals", "DealModel", "MarketFactor", "fit_deal_model"]
 
@@ -53,7 +57,7 @@ MIN_SEGMENT_WON = 30
 SEGMENT_PRIOR_WEIGHT = 20.0  # a segment's bins are pulled towards the pooled ones by this many deals
 MIN_MONTH_DEALS = 10  # deals at risk for a month to count towards ρ
 MIN_MARKET_MONTHS = 4
-DEFAULT_CORRELATION = 0.05  # ρ when the history has too few months to measure it (FIELD-NUMBERS: a mild one)
+DEFAULT_MARKET_SIGMA = 0.2  # σ of the monthly factor when the history has too few months to measure it
 ARRIVAL_DAYS = 180  # the arrival rate is counted over the last 180 days (fewer if the data is younger)
 MIN_CLOSED = 30  # fewer closed deals than this: no model
 FRAME_COLUMNS = ("segment", "age_from", "age_to", "at_risk", "won", "lost", "censored", "h_won", "h_lost",
@@ -66,14 +70,38 @@ class TooLittleHistory(ValueError):
 
 @dataclass(frozen=True)
 class MarketFactor:
-    """ρ of the monthly market factor, its 95% interval and equally likely levels a trial draws from."""
+    """The monthly market factor M on the win hazard: its variance V (σ = √V is the typical relative swing
+    of a month's wins beyond chance), a 95% interval, the months behind it, and what a trial draws V from:
+    `total` = Σ (wins − expected)² over the months, `binomial` = Σ expected, `scale` = Σ expected²."""
 
-    rho: float
+    variance: float
     low: float
     high: float
     months: int
     measured: bool
-    levels: tuple[float, ...] = ()
+    total: float = 0.0
+    binomial: float = 0.0
+    scale: float = 0.0
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt(max(self.variance, 0.0))
+
+    @property
+    def level_share(self) -> float:
+        """Σ expected² / (Σ expected)²: the share of V that the fitted hazards' level keeps. The hazards
+        were fitted over months whose factors average out only partly, so their level is off by a factor
+        of variance V × this share (1 / the number of months, when the months weigh alike)."""
+        return self.scale / self.binomial**2 if self.binomial > 0 else 1.0
+
+    def draw_variance(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """V per trial: (total × (Q − 1) / χ²(Q − 1) − binomial) / scale, at least 0 (a fixed V where none
+        was measured)."""
+        if not self.measured or self.months < 2 or self.scale <= 0:
+            return np.full(size, self.variance)
+        freedom = self.months - 1
+        total = self.total * freedom / rng.chisquare(freedom, size)
+        return np.maximum((total - self.binomial) / self.scale, 0.0)
 
 
 @dataclass(frozen=True)
@@ -153,7 +181,7 @@ class DealModel:
 
     def summary(self) -> dict[str, Any]:
         """Headline figures (JSON-ready)."""
-        survival, incidence = self.curves(ALL)
+        _, incidence = self.curves(ALL)
         ever = float(incidence[-1])
         half = int(np.searchsorted(incidence, ever / 2)) if ever > 0 else None
         return {
@@ -161,16 +189,17 @@ class DealModel:
             "open": self.counts["open"], "age_bin_days": self.width,
             "segments_with_own_hazards": sorted(k for k in self.posteriors if k != ALL),
             "win_rate_new_opportunity": ever, "median_days_to_win": half, "oldest_won_age_days": self.max_won_age,
-            "market_correlation": self.market.rho,
-            "market_correlation_interval": [self.market.low, self.market.high],
-            "market_correlation_measured": self.market.measured, "market_months": self.market.months,
+            "market_sigma": self.market.sigma,
+            "market_sigma_interval": [math.sqrt(self.market.low), math.sqrt(self.market.high)],
+            "market_measured": self.market.measured, "market_months": self.market.months,
             "arrivals_per_day": self.arrivals.rate, "arrival_dispersion": self.arrivals.dispersion,
             "won_amounts": len(self.won_amounts), "notes": list(self.notes),
         }
 
     def __repr__(self) -> str:
         return (f"<DealModel as of {self.as_of}: {self.counts['won']:,} won, {self.counts['lost']:,} lost, "
-                f"{self.counts['open']:,} open; new deal wins {self.new_deal_win_rate:.1%}, ρ {self.market.rho:.3f}>")
+                f"{self.counts['open']:,} open; new deal wins {self.new_deal_win_rate:.1%}, "
+                f"market σ {self.market.sigma:.2f}>")
 
     def _repr_html_(self) -> str:
         summary = self.summary()
@@ -185,7 +214,7 @@ class DealModel:
 # ----------------------------------------------------------------------------------------------
 
 
-def fit_deal_model(table: DealTable, *, default_correlation: float = DEFAULT_CORRELATION) -> DealModel:
+def fit_deal_model(table: DealTable, *, default_market_sigma: float = DEFAULT_MARKET_SIGMA) -> DealModel:
     """Fit the deal model to the deals of `table` (see the module docstring).
 
     Raises TooLittleHistory with fewer than MIN_CLOSED closed deals."""
@@ -246,7 +275,7 @@ def fit_deal_model(table: DealTable, *, default_correlation: float = DEFAULT_COR
     if span_days < 365:
         notes.append(f"the data spans {span_days} days: a young CRM; its open deals are counted as open "
                      "(right-censored), so its fast first closes do not set the cycle alone")
-    market = _market_factor(frame, table.as_of, posteriors, segments, width, default_correlation, notes)
+    market = _market_factor(frame, table.as_of, posteriors, segments, width, default_market_sigma, notes)
     arrivals = _arrivals(frame, table.as_of, notes)
     return DealModel(as_of=table.as_of, width=width, posteriors=posteriors, tables=tables, segments=segments,
                      counts={"won": int(won.sum()), "lost": int(lost_rows.sum()), "open": int(open_rows.sum())},
@@ -266,8 +295,8 @@ def _month_starts(first: pd.Timestamp, as_of: pd.Timestamp) -> pd.DatetimeIndex:
 
 
 def _market_factor(frame: pd.DataFrame, as_of: dt.date, posteriors: Mapping[str, HazardPosterior],
-                   segments: Mapping[str, str], width: int, default: float, notes: list[str]) -> MarketFactor:
-    """ρ from the months' wins against the fitted hazards (see the module docstring)."""
+                   segments: Mapping[str, str], width: int, default_sigma: float, notes: list[str]) -> MarketFactor:
+    """The monthly factor's variance from the months' wins against the fitted hazards (module docstring)."""
     day = pd.Timestamp(as_of)
     starts = _month_starts(pd.Timestamp(frame["created"].min()), day)
     created = frame["created"].to_numpy(dtype="datetime64[D]")
@@ -276,11 +305,10 @@ def _market_factor(frame: pd.DataFrame, as_of: dt.date, posteriors: Mapping[str,
     keys = _keys(frame["segment"].to_numpy(dtype=object), segments)
     horizon = int((day - pd.Timestamp(frame["created"].min())).days) + 62
     curves = {key: daily_curves(post.mean(), width, horizon) for key, post in posteriors.items()}
-    observed, expected, binomial, deals, probability = [], [], [], [], []
-    for start, end in zip(starts[:-1], starts[1:], strict=True):
+    observed, expected = [], []
+    for start, end in itertools.pairwise(starts):
         s, e = np.datetime64(start.date(), "D"), np.datetime64(end.date(), "D")
-        still_open = np.isnat(closed) | (closed >= s)
-        rows = (created < e) & still_open
+        rows = (created < e) & (np.isnat(closed) | (closed >= s))
         if rows.sum() < MIN_MONTH_DEALS:
             continue
         entry = np.maximum((s - created[rows]).astype(np.int64), 0)
@@ -290,44 +318,23 @@ def _market_factor(frame: pd.DataFrame, as_of: dt.date, posteriors: Mapping[str,
             mine = keys[rows] == key
             a0, a1 = entry[mine], np.minimum(leave[mine], len(incidence) - 1)
             p[mine] = (incidence[a1] - incidence[a0]) / np.maximum(survival[a0], 1e-300)
-        wins = int(((outcome[rows] == WON) & (closed[rows] >= s) & (closed[rows] < e)).sum())
-        observed.append(wins)
+        observed.append(int(((outcome[rows] == WON) & (closed[rows] >= s) & (closed[rows] < e)).sum()))
         expected.append(float(p.sum()))
-        binomial.append(float((p * (1 - p)).sum()))
-        deals.append(len(p))
-        probability.append(float(p.mean()))
     months = len(observed)
     if months < MIN_MARKET_MONTHS or sum(expected) <= 0:
-        notes.append(f"{months} whole month(s) of history: too few to measure the market factor; ρ = {default} "
-                     "is assumed")
-        return MarketFactor(default, math.nan, math.nan, months, measured=False)
-    o, ex, var, n, pbar = (np.asarray(v, dtype=float) for v in (observed, expected, binomial, deals, probability))
-    excess = float(np.sum((o - ex) ** 2 - var))
-    thresholds = stats.norm.ppf(np.clip(pbar, 1e-9, 1 - 1e-9))
-
-    def implied(total_excess: float) -> float:
-        if total_excess <= 0:
-            return 0.0
-
-        def gap(rho: float) -> float:
-            return sum(k * (k - 1) * copula_variance(rho, t) for k, t in zip(n, thresholds, strict=True)) - total_excess
-
-        if gap(MAX_CORRELATION) <= 0:
-            return MAX_CORRELATION
-        return float(optimize.brentq(gap, 0.0, MAX_CORRELATION, xtol=1e-6))
-
-    rho = implied(excess)
+        notes.append(f"{months} whole month(s) of history: too few to measure the market's swing; a monthly σ of "
+                     f"{default_sigma:.0%} is assumed")
+        return MarketFactor(default_sigma**2, math.nan, math.nan, months, measured=False)
+    o, ex = np.asarray(observed, dtype=float), np.asarray(expected, dtype=float)
+    total, binomial, scale = float(np.sum((o - ex) ** 2)), float(ex.sum()), float(np.sum(ex**2))
     freedom = months - 1
-    scale = float(np.sum((o - ex) ** 2))
-    low = implied(scale * freedom / stats.chi2.ppf(0.975, freedom) - float(var.sum()))
-    high = implied(scale * freedom / stats.chi2.ppf(0.025, freedom) - float(var.sum()))
-    overall = float(ex.sum() / n.sum())
-    levels = correlation_levels(rho, overall, months) if rho > 0 else np.array([high * 0.5])
-    if rho <= 0:
-        notes.append(f"the months' wins spread no more than independent deals would over {months} months; ρ is "
-                     f"drawn between 0 and its upper 95% bound {high:.3f}")
-        levels = np.linspace(0.0, high, 8) if high > 0 else np.array([0.0])
-    return MarketFactor(rho, low, high, months, measured=True, levels=tuple(float(v) for v in levels))
+    variance = max((total - binomial) / scale, 0.0)
+    low = max((total * freedom / stats.chi2.ppf(0.975, freedom) - binomial) / scale, 0.0)
+    high = max((total * freedom / stats.chi2.ppf(0.025, freedom) - binomial) / scale, 0.0)
+    if variance == 0:
+        notes.append(f"the months' wins spread no more than chance over {months} months; the market's swing is "
+                     f"drawn from its sampling range (up to σ {math.sqrt(high):.0%})")
+    return MarketFactor(variance, low, high, months, measured=True, total=total, binomial=binomial, scale=scale)
 
 
 def _arrivals(frame: pd.DataFrame, as_of: dt.date, notes: list[str]) -> Arrivals:
@@ -341,7 +348,7 @@ def _arrivals(frame: pd.DataFrame, as_of: dt.date, notes: list[str]) -> Arrivals
     recent = created[created >= day - pd.Timedelta(days=days)]
     rate = len(recent) / days
     starts = _month_starts(first, day)
-    counts = np.array([((created >= a) & (created < b)).sum() for a, b in zip(starts[:-1], starts[1:], strict=True)],
+    counts = np.array([((created >= a) & (created < b)).sum() for a, b in itertools.pairwise(starts)],
                       dtype=float)[-12:]
     dispersion = 1.0
     if len(counts) >= 3 and counts.mean() > 0:

@@ -9,5 +9,5 @@ from tercap.plotting.simulation import attainment_odds, attainment_rate, attainm
 from tercap.plotting.territory import territory_map, territory_maps
 
 __all__ = ["account_map", "attainment_curves", "attainment_odds", "attainment_rate", "attainment_spread", "balance",
-           "headcount_curve", "pit_histogram", "potential_and_quota", "revenue_curves", "revenue_fan", "territory_map", "territory_maps",
-           "utilisation_spread"]
+           "headcount_curve", "pit_histogram", "potential_and_quota", "revenue_curves", "revenue_fan", "territory_map",
+           "territory_maps", "utilisation_spread"]

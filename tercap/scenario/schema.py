@@ -473,6 +473,12 @@ class Simulation(Section):
     use_history: Bool = F(True, "Fit the pipeline model to the history table (see `tercap calibrate`): "
                           "a value this section sets (other than its default) is kept, the others are "
                           "fitted where the history holds enough deals.")
+    open_deals: Literal["auto", "age", "stage"] = F(
+        "auto", "How open deals win and close: 'age' by the deal model fitted to every deal, open ones "
+        "included (tercap.pipeline: a deal's chance falls as it ages past the cycles seen), 'stage' by the "
+        "stage conversions and durations; 'auto' takes 'age' where the history holds no stage evidence (an "
+        "empty last_stage on every closed deal), else 'stage'. 'age' also sets new deals' win rate and "
+        "timing from the deal model, and needs a history (use_history).")
 
     @model_validator(mode="after")
     def _stages_valid(self) -> Simulation:
@@ -578,17 +584,18 @@ class TableSpec:
 
 C = Column
 K = Kind
+AMOUNT_SOURCES = ("export", "price", "default")  # where a deal's amount came from (CRM import)
 
 REPS = TableSpec(
     "reps", "The sales reps, one row each, including known hires with a start date.",
     required=True, columns=(
         C("rep_id", K.ID, "Unique rep identifier.", required=True, nullable=False, unique=True),
         C("name", K.TEXT, "Display name.", default="rep_id"),
-        C("lat", K.FLOAT, "Home latitude.", "degrees", required=True, nullable=False,
-          minimum=-90, maximum=90),
-        C("lon", K.FLOAT, "Home longitude.", "degrees", required=True, nullable=False,
-          minimum=-180, maximum=180),
+        C("lat", K.FLOAT, "Home latitude (needed by assignment and territory design, which measure "
+          "distances).", "degrees", minimum=-90, maximum=90, default="none"),
+        C("lon", K.FLOAT, "Home longitude.", "degrees", minimum=-180, maximum=180, default="none"),
         C("region", K.TEXT, "Sales region."),
+        C("manager", K.TEXT, "Sales manager the rep reports to (for reference)."),
         C("segment", K.TEXT, "Role: the segment the rep sells to (enterprise, mid_market, smb, …).",
           required=True, nullable=False),
         C("experience_years", K.FLOAT, "Years of sales experience.", "years", minimum=0, default="0"),
@@ -611,10 +618,10 @@ ACCOUNTS = TableSpec(
     required=True, columns=(
         C("account_id", K.ID, "Unique account identifier.", required=True, nullable=False, unique=True),
         C("name", K.TEXT, "Display name.", default="account_id"),
-        C("lat", K.FLOAT, "Latitude.", "degrees", minimum=-90, maximum=90,
-          default="the centroid of geo_unit"),
+        C("lat", K.FLOAT, "Latitude (assignment and territory design need it, or a geo_unit).", "degrees",
+          minimum=-90, maximum=90, default="the centroid of geo_unit, else none"),
         C("lon", K.FLOAT, "Longitude.", "degrees", minimum=-180, maximum=180,
-          default="the centroid of geo_unit"),
+          default="the centroid of geo_unit, else none"),
         C("geo_unit", K.ID, "Geo unit (postal code, county) the account lies in.",
           references=("geo_units", "unit_id")),
         C("region", K.TEXT, "Sales region."),
@@ -670,6 +677,8 @@ PIPELINE = TableSpec(
         C("expected_close", K.DATE, "Close date the rep expects.", default="from the stage model"),
         C("forecast_category", K.TEXT, "CRM forecast category.",
           choices=("commit", "best_case", "pipeline", "omitted")),
+        C("amount_source", K.TEXT, "Where the amount comes from: the CRM export, a price list or a default "
+          "(written by `tercap import crm`).", choices=AMOUNT_SOURCES, default="export"),
     ))
 
 HISTORY = TableSpec(
@@ -683,7 +692,9 @@ HISTORY = TableSpec(
         C("closed", K.DATE, "Date it closed, won or lost.", required=True, nullable=False),
         C("won", K.BOOL, "Closed won (true) or lost (false).", required=True, nullable=False),
         C("last_stage", K.TEXT, "Last open stage the deal reached, one of simulation.stages.",
-          required=True, nullable=False),
+          default="unknown: no stage evidence"),
+        C("amount_source", K.TEXT, "Where the amount comes from: the CRM export, a price list or a default "
+          "(written by `tercap import crm`).", choices=AMOUNT_SOURCES, default="export"),
     ))
 
 PAIRS = TableSpec(

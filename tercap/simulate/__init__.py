@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from tercap.pipeline import DealModel, TooLittleHistory, deal_table, fit_deal_model
 from tercap.quota.inputs import account_reps
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts
@@ -16,7 +17,7 @@ from tercap.simulate.kernel import BLOCK_TRIALS, BlockOutcome, block_seeds, simu
 from tercap.simulate.metrics import classic_metrics
 from tercap.simulate.result import SimulationResult
 
-__all__ = ["DealBook", "SimulationResult", "build_book", "simulate"]
+__all__ = ["DealBook", "SimulationResult", "build_book", "open_deal_model", "simulate"]
 
 DEFAULT_CHUNK_TRIALS = 2_048
 
@@ -46,7 +47,10 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         scenario = scenario.replace(simulation=fitted)
         parameters = (f"fitted from {len(scenario.history):,} closed deals where the scenario sets no value "
                       "(simulation.use_history)")
-    book = build_book(scenario, account_reps(scenario, plan), _pair_workload(plan))
+    model, note = open_deal_model(scenario)
+    if note:
+        parameters += f"; {note}"
+    book = build_book(scenario, account_reps(scenario, plan), _pair_workload(plan), model)
     blocks = -(-trials // BLOCK_TRIALS)
     seeds = block_seeds(seed, blocks)
     per_chunk = max(1, -(-max(chunk_trials, 1) // BLOCK_TRIALS))
@@ -93,6 +97,26 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
     allocated = allocate_quotas(scenario, plan, simulation=result)
     return result.with_quotas(allocated.as_series(), f"quota allocation: {allocated.method} (quota.method)",
                               target=allocated.target, allocation=allocated)
+
+
+def open_deal_model(scenario: Scenario) -> tuple[DealModel | None, str]:
+    """The deal model open deals are simulated by (simulation.open_deals), or None for the stage model,
+    with a note of which and why."""
+    sim = scenario.settings.simulation
+    history = scenario.history
+    if sim.open_deals == "stage" or not sim.use_history or history is None or history.empty:
+        if sim.open_deals == "age":
+            return None, "open deals by stage: 'age' needs a history and use_history"
+        return None, ""
+    if sim.open_deals == "auto":
+        stages = history["last_stage"] if "last_stage" in history else pd.Series(pd.NA, index=history.index)
+        if (stages.notna() & stages.astype("string").str.strip().ne("").fillna(False)).any():
+            return None, ""
+    try:
+        model = fit_deal_model(deal_table(scenario))
+    except TooLittleHistory as exc:
+        return None, f"open deals by stage: {exc}"
+    return model, "deals won by age (the deal model)"
 
 
 def _pair_workload(plan: object | None) -> pd.Series | None:

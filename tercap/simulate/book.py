@@ -33,12 +33,15 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
+from tercap.pipeline import DealModel
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts, monthly_capacity
 from tercap.scenario.schema import Simulation
 from tercap.simulate.copula import correlation_levels
 
 QUADRATURE_NODES = 80  # Gauss–Hermite nodes over the market factor
+AGE_LEVELS = 40  # by age, open deals are classed by their P(won ever), rounded up to a 40th
+FAR_DAYS = 3653  # "ever" is read ten years on
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +112,12 @@ class DealBook:
     correlation_levels: tuple[float, ...] = ()
     # workload coverage in hours (simulation.workload_coverage); None: output is productivity
     coverage: Coverage | None = None
+    # open deals forecast by age (the deal model): each deal's stage today and its P(won ever); the
+    # classes are then (quarter × win-probability level), not (quarter × stage)
+    open_deal_stage: np.ndarray | None = None
+    open_deal_win: np.ndarray | None = None
+    stage_count: int = 0  # the scenario's stages (0: as many as new_deal_conversions)
+    median_days_to_win: float | None = None  # of a new opportunity that is won, by the deal model
 
     @property
     def num_reps(self) -> int:
@@ -119,9 +128,24 @@ class DealBook:
         return len(self.deal_rep)
 
     @property
+    def stages(self) -> int:
+        """How many open stages the scenario has."""
+        return self.stage_count or len(self.new_deal_conversions)
+
+    @property
     def deal_stage(self) -> np.ndarray:
-        """Per open deal, the index of the stage it is in today (its class is quarter × stages + stage)."""
+        """Per open deal, the index of the stage it is in today (by stage, its class is quarter × stages + stage)."""
+        if self.open_deal_stage is not None:
+            return self.open_deal_stage
         return self.deal_class % len(self.new_deal_conversions)
+
+    @property
+    def deal_win(self) -> np.ndarray:
+        """Per open deal, its probability to be won, ever (on average over the market)."""
+        if self.open_deal_win is not None:
+            return self.open_deal_win
+        win_from_stage = np.cumprod(self.new_deal_conversions[::-1])[::-1]
+        return win_from_stage[self.deal_stage]
 
     def parameter_sigmas(self) -> tuple[float, float]:
         """σ of the per-trial shift of the open deals' latent thresholds that moves a new deal's win
@@ -209,9 +233,13 @@ def move_thresholds(conversion: np.ndarray, rho: float) -> np.ndarray:
     return base + brentq(excess, -12.0, 12.0, xtol=1e-12)
 
 
-def build_book(scenario: Scenario, account_rep: pd.Series, account_workload: pd.Series | None = None) -> DealBook:
+def build_book(scenario: Scenario, account_rep: pd.Series, account_workload: pd.Series | None = None,
+               deal_model: DealModel | None = None) -> DealBook:
     """The deal book of `scenario` with accounts assigned as in `account_rep` (account_id → rep_id);
-    `account_workload` (account_id → hours a year for its rep) defaults to the accounts' workload_hours."""
+    `account_workload` (account_id → hours a year for its rep) defaults to the accounts' workload_hours.
+
+    With a `deal_model` (`tercap.pipeline`), open deals win and close by their age, and new deals win and
+    close as the model's new opportunities do (see `_open_deals_by_age`); else by their stage."""
     settings = scenario.settings
     sim = settings.simulation
     reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
@@ -231,17 +259,26 @@ def build_book(scenario: Scenario, account_rep: pd.Series, account_workload: pd.
     days_from_stage = np.cumsum(stage_days[::-1])[::-1]  # median days left from the start of stage k
     win_from_stage = np.cumprod(conversion[::-1])[::-1]
 
-    deal_rep, deal_stage, amount, close = _open_deals(scenario, accounts.index, rep_of_account, cycle_factor,
-                                                      days_from_stage, stage_days, month_edges)
+    if deal_model is None:
+        deal_rep, deal_stage, amount, close = _open_deals(scenario, accounts.index, rep_of_account, cycle_factor,
+                                                          days_from_stage, stage_days, month_edges)
+        levels, deal_level, deal_win = len(conversion), deal_stage, None
+        level_conversions = [conversion[k:] for k in range(len(conversion))]
+    else:
+        deal_rep, deal_stage, deal_level, amount, close, deal_win = _open_deals_by_age(
+            scenario, deal_model, accounts, rep_of_account, month_edges)
+        levels = AGE_LEVELS
+        level_conversions = [np.array([(k + 1) / AGE_LEVELS]) for k in range(AGE_LEVELS)]
     calendar_quarter = np.asarray((starts[:-1].year * 12 + starts[:-1].month - 1) // 3)
     month_quarter = calendar_quarter - calendar_quarter[0]
     quarters = int(month_quarter[-1]) + 1
     # an open deal meets the market of the quarter it most likely closes in (within the period)
     deal_quarter = month_quarter[np.argmax(close[:, :months], axis=1)] if len(close) else np.zeros(0, np.int64)
-    stages = len(conversion)
-    deal_class = (deal_quarter * stages + deal_stage).astype(np.int64)
+    deal_class = (deal_quarter * levels + deal_level).astype(np.int64)
     order = np.argsort(deal_class, kind="stable")  # by class, the pipeline's order within one (common draws)
     deal_rep, deal_class, amount, close = deal_rep[order], deal_class[order], amount[order], close[order]
+    deal_stage = deal_stage[order]
+    deal_win = None if deal_win is None else deal_win[order]
     hours = monthly_capacity(settings, reps)
     full_hours = reps["capacity_hours"].to_numpy(dtype=float)
     productivity = hours / np.maximum(full_hours[:, None], 1e-9)
@@ -255,25 +292,32 @@ def build_book(scenario: Scenario, account_rep: pd.Series, account_workload: pd.
         coverage = Coverage(needed=needed, planned=hours, full=full_hours,
                             segment=pd.Index(sorted(set(reps["segment"]))).get_indexer(reps["segment"]))
         productivity = coverage.worked_share(hours[None, :, :])[0]
-    cells = _new_deal_cells(scenario, accounts, rep_of_account, segment, cycle_factor, stage_days,
-                            float(win_from_stage[0]), month_edges)
+    new_win = float(win_from_stage[0]) if deal_model is None else deal_model.new_deal_win_rate
+    # the arrivals of opportunities are set from pipeline_yield through the win rate that calibration
+    # read it with: the stage model's, or by age the closed deals' share won (deal sizes alike)
+    arrival_win = float(win_from_stage[0]) if deal_model is None else _closed_win_rate(scenario, new_win)
+    cells = _new_deal_cells(scenario, accounts, rep_of_account, segment, cycle_factor, stage_days, arrival_win,
+                            month_edges, deal_model)
     curves = [settings.capacity.ramp_curves[settings.capacity.ramp_name_for(s, "")] for s in reps["segment"]]
     ramp = np.array([[curve[min(k, len(curve) - 1)] for k in range(months)] for curve in curves]) if curves \
         else np.zeros((0, months))  # a backfill hire's productivity k months after starting
     hazard = 1.0 - (1.0 - settings.capacity.annual_attrition) ** (1 / 12)
     return DealBook(rep_ids=rep_ids, months=months, deal_rep=deal_rep, deal_class=deal_class,
-                    class_conversions=tuple(conversion[k:] for _ in range(quarters) for k in range(stages)),
-                    class_quarter=np.repeat(np.arange(quarters), stages), month_quarter=month_quarter.astype(np.int64),
-                    new_deal_conversions=conversion,
+                    class_conversions=tuple(c for _ in range(quarters) for c in level_conversions),
+                    class_quarter=np.repeat(np.arange(quarters), levels), month_quarter=month_quarter.astype(np.int64),
+                    new_deal_conversions=conversion if deal_model is None else np.array([new_win]),
                     deal_amount=amount, deal_close_month=close, cell_rep=cells[0], cell_median_amount=cells[1],
                     cell_sigma=cells[2], cell_opportunities=cells[3], cell_close_month=cells[4],
-                    productivity=productivity, ramp_curve=ramp, win_rate=float(win_from_stage[0]),
+                    productivity=productivity, ramp_curve=ramp, win_rate=new_win,
                     amount_ratio=float(sim.amount_change_ratio), amount_sigma=float(sim.amount_change_sigma),
                     win_rate_std_error=float(sim.win_rate_std_error), pipeline_yield=float(sim.pipeline_yield),
                     yield_std_error=float(sim.pipeline_yield_std_error),
                     correlation=float(sim.market_correlation), monthly_hazard=float(hazard),
                     backfill_months=round(settings.capacity.backfill_lag_months),
-                    correlation_levels=_drawn_correlations(sim, float(conversion[-1])), coverage=coverage)
+                    correlation_levels=_drawn_correlations(sim, float(conversion[-1])), coverage=coverage,
+                    open_deal_stage=None if deal_model is None else deal_stage.astype(np.int64),
+                    open_deal_win=deal_win, stage_count=len(conversion),
+                    median_days_to_win=None if deal_model is None else deal_model.summary()["median_days_to_win"])
 
 
 def _drawn_correlations(sim: Simulation, last_conversion: float) -> tuple[float, ...]:
@@ -310,10 +354,64 @@ def _open_deals(scenario: Scenario, account_ids: pd.Index, rep_of_account: np.nd
     return rep.astype(np.int64), stage.astype(np.int64), frame["amount"].to_numpy(dtype=float), close
 
 
+def _closed_win_rate(scenario: Scenario, fallback: float) -> float:
+    """Share of the history's closed deals that were won (`fallback` without any)."""
+    history = scenario.history
+    if history is None or history.empty:
+        return fallback
+    return float(history["won"].astype(bool).mean())
+
+
+def _open_deals_by_age(scenario: Scenario, model: DealModel, accounts: pd.DataFrame, rep_of_account: np.ndarray,
+                       month_edges: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Open deals as the deal model sees them at the period start: rep, stage today, win level, amount,
+    close-month probabilities and P(won ever).
+
+    A deal of age a (days since its creation) is won in month m of the period with
+    q_m = (F(a + e_{m+1}) − F(a + e_m)) / S(a) and ever with p = (F(∞) − F(a)) / S(a) (`DealModel`). The
+    kernel draws a win as U < p(Z)·q, p(Z) the class's win probability given the market: the class is
+    the level ⌈p × AGE_LEVELS⌉ / AGE_LEVELS and q_m is divided by it, so that the deal counts in month m
+    with exactly q_m on average over the market."""
+    months = len(month_edges) - 1
+    pipeline = scenario.pipeline
+    empty = np.zeros(0, dtype=np.int64)
+    if pipeline is None or pipeline.empty:
+        return empty, empty, empty, np.zeros(0), np.zeros((0, months + 1)), np.zeros(0)
+    position = accounts.index.get_indexer(pipeline["account_id"])
+    rep = np.where(position >= 0, rep_of_account[np.maximum(position, 0)], -1)
+    keep = rep >= 0
+    frame = pipeline[keep]
+    position, rep = position[keep], rep[keep]
+    stage = pd.Index(scenario.settings.simulation.stage_names).get_indexer(frame["stage"])
+    start = pd.Timestamp(scenario.settings.period.start)
+    age = np.maximum(((start - pd.to_datetime(frame["created"])) / pd.Timedelta(days=1)).to_numpy(dtype=float), 0)
+    age = np.floor(age).astype(np.int64)
+    keys = model.key_of(accounts["segment"].to_numpy(dtype=object)[position])
+    edges = np.round(month_edges).astype(np.int64)
+    by_month = np.zeros((len(age), months))
+    ever = np.zeros(len(age))
+    for key in np.unique(keys):
+        rows = keys == key
+        a = age[rows]
+        survival, incidence = model.curves(key, int(a.max(initial=0)) + max(int(edges[-1]), FAR_DAYS) + 1)
+        alive = np.maximum(survival[a], 1e-300)[:, None]
+        by_month[rows] = (incidence[a[:, None] + edges[None, 1:]] - incidence[a[:, None] + edges[None, :-1]]) / alive
+        ever[rows] = (incidence[a + FAR_DAYS] - incidence[a]) / alive[:, 0]
+    by_month = np.clip(by_month, 0.0, 1.0)
+    inside = by_month.sum(axis=1)
+    ever = np.clip(np.maximum(ever, inside), 0.0, 1.0)
+    level = np.clip(np.ceil(ever * AGE_LEVELS - 1e-9), 1, AGE_LEVELS).astype(np.int64)
+    share = level / AGE_LEVELS
+    close = np.column_stack([by_month / share[:, None], 1.0 - inside / share])
+    return (rep.astype(np.int64), np.maximum(stage, 0).astype(np.int64), level - 1,
+            frame["amount"].to_numpy(dtype=float), close, ever)
+
+
 def _new_deal_cells(scenario: Scenario, accounts: pd.DataFrame, rep_of_account: np.ndarray, segment: np.ndarray,
-                    cycle_factor: np.ndarray, stage_days: np.ndarray, win_rate: float, month_edges: np.ndarray
-                    ) -> tuple[np.ndarray, ...]:
-    """Per (rep, segment): median amount, σ, expected opportunities per created month, close months."""
+                    cycle_factor: np.ndarray, stage_days: np.ndarray, win_rate: float, month_edges: np.ndarray,
+                    deal_model: DealModel | None = None) -> tuple[np.ndarray, ...]:
+    """Per (rep, segment): median amount, σ, expected opportunities per created month, close months (by
+    the stage durations; with a deal model, by the model's days from creation to a win)."""
     settings = scenario.settings
     sim = settings.simulation
     months = settings.period.months
@@ -349,6 +447,15 @@ def _new_deal_cells(scenario: Scenario, accounts: pd.DataFrame, rep_of_account: 
     total_days = stage_days.sum() * factor
     mid_month = (month_edges[:-1] + month_edges[1:]) / 2
     close = np.zeros((len(cell_keys), months, months))
+    if deal_model is not None:
+        keys = deal_model.key_of(cell_segment)
+        for key in np.unique(keys):
+            _, incidence = deal_model.curves(key, FAR_DAYS + int(month_edges[-1]) + 1)
+            won_by = incidence / max(float(incidence[-1]), 1e-12)  # days to a win, given won
+            for created in range(months):
+                since = np.clip(np.floor(month_edges - mid_month[created]).astype(np.int64), 0, len(won_by) - 1)
+                close[keys == key, created, :] = np.diff(np.where(month_edges > mid_month[created], won_by[since], 0.0))
+        return cell_rep.astype(np.int64), median, sigma, opportunities, close
     for created in range(months):
         probabilities = _lognormal_month_probabilities(total_days, sim.duration_sigma,
                                                        np.full(len(cell_keys), mid_month[created]), month_edges)

@@ -13,7 +13,9 @@ what `Simulation` describes:
   transition does: the later stages' rates given survival, which the history shows and a simulation
   that multiplies conversions needs, then exceed the per-transition rates that process is configured with;
 - the win rate, overall and by segment;
-- deal sizes by segment: a lognormal (median, σ of the log amount) fitted to won deals;
+- deal sizes by segment: a lognormal fitted to won deals with their σ of the log amount and their mean
+  amount (median = mean × exp(−σ²/2)): on a price list's mixture of a few products, which is not
+  lognormal, the log-mean alone would set a mean far from the won deals' own, and totals follow the mean;
 - cycle lengths of won deals by segment (median, σ of the log days; a cycle is closed − created + ½
   day, since whole-day dates truncate), and the stage durations behind
   them: deals lost at stage k took the first k + 1 stages, so the mean cycle of deals closing at
@@ -331,7 +333,7 @@ def calibrate(scenario: Scenario) -> Calibration:
     deal_median, deal_sigma = {}, {}
     cycle_median, cycle_sigma = {}, {}
     for s in segments:
-        deal_median[s], deal_sigma[s] = _lognormal(np.log(amounts.loc[amounts["segment"] == s, "amount"]))
+        deal_median[s], deal_sigma[s] = _deal_sizes(amounts.loc[amounts["segment"] == s, "amount"].to_numpy())
         days = won_deals.loc[won_deals["segment"] == s, "days"].to_numpy()
         cycle_median[s] = _median(days)
         cycle_sigma[s] = _lognormal(np.log(days))[1]
@@ -432,6 +434,19 @@ def _lognormal(logs: np.ndarray | pd.Series) -> tuple[Estimate, Estimate]:
     se_mu = sigma / math.sqrt(n)
     median = Estimate(math.exp(mu), math.exp(mu) * se_mu, math.exp(mu - Z95 * se_mu), math.exp(mu + Z95 * se_mu), n)
     return median, _sigma_estimate(sigma, n - 1, n)
+
+
+def _deal_sizes(amounts: np.ndarray) -> tuple[Estimate, Estimate]:
+    """Median and σ of a lognormal with the amounts' mean and σ of their logs (see the module docstring)."""
+    median, sigma = _lognormal(np.log(amounts))
+    n = len(amounts)
+    if n < 2 or not math.isfinite(sigma.estimate):
+        return median, sigma
+    mean = float(amounts.mean())
+    shrink = math.exp(-sigma.estimate**2 / 2)
+    se = float(amounts.std(ddof=1)) / math.sqrt(n) * shrink
+    value = mean * shrink
+    return Estimate(value, se, max(value - Z95 * se, 0.0), value + Z95 * se, n), sigma
 
 
 def _sigma_estimate(sigma: float, freedom: int, n: int) -> Estimate:
@@ -651,7 +666,9 @@ def _rate(counts: np.ndarray, potential: np.ndarray, years: float) -> Estimate:
         return Estimate(math.nan, n=int(total))
     rate = float(total / exposure)
     expected = rate * potential * years
-    positive = expected > 0
+    # Pearson's χ² over the accounts expected to hold at least one deal: a tiny expectation (an account
+    # of almost no potential) with a deal or two would swamp it and say nothing of the rate's error
+    positive = expected >= 1.0
     dispersion = 1.0
     if positive.sum() >= 2 and total > 0:
         chi2 = float(np.sum((counts[positive] - expected[positive]) ** 2 / expected[positive]))

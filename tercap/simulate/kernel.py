@@ -102,7 +102,7 @@ def _simulate_block(book: DealBook, prepared: _Prepared, streams: Streams, trial
     """One block of trials; `by_stage` (the first block of a run only: the result must not depend on
     the chunks) also counts the open deals won by their stage today."""
     months, reps = book.months, book.num_reps
-    stages = len(book.new_deal_conversions)
+    stages = book.stages
     stage_won = np.zeros((trials if by_stage else 0, stages), dtype=np.int64)
     rng = streams.market
     market = rng.standard_normal((trials, int(book.month_quarter.max(initial=0)) + 1))  # a factor per quarter
@@ -202,7 +202,7 @@ def _open_deals(book: DealBook, prepared: _Prepared, rng: np.random.Generator, m
     if by_stage:
         stage = book.deal_stage
         won = np.column_stack([np.count_nonzero(counted[:, stage == s], axis=1)
-                               for s in range(len(book.new_deal_conversions))])
+                               for s in range(book.stages)])
     return rep_revenue, (counted @ prepared.month_share).astype(float), won
 
 
@@ -275,7 +275,9 @@ def _exact_reps(book: DealBook) -> tuple[tuple[_ExactRep, ...], DealBook]:
         month_share = expected @ share[deals] / max(float(expected.sum()), 1e-300)
         exact.append(_ExactRep(rep, revenue_distribution(counted[deals], amount[deals], grid), month_share))
     kept = ~np.isin(book.deal_rep, few)
-    sampled = dataclasses.replace(book, deal_rep=book.deal_rep[kept], deal_class=book.deal_class[kept],
+    by_age = {} if book.open_deal_stage is None else {
+        "open_deal_stage": book.open_deal_stage[kept], "open_deal_win": book.open_deal_win[kept]}
+    sampled = dataclasses.replace(book, **by_age, deal_rep=book.deal_rep[kept], deal_class=book.deal_class[kept],
                                   deal_amount=book.deal_amount[kept], deal_close_month=book.deal_close_month[kept])
     return tuple(exact), sampled
 

@@ -44,17 +44,29 @@ def classic_metrics(book: DealBook, settings: Settings, open_revenue: np.ndarray
     return {
         "open_deals": int(book.num_deals),
         "open_pipeline_value": float(amount.sum()),
-        "weighted_pipeline_value": float((amount * win_from_stage[deal_stage]).sum()),
+        "weighted_pipeline_value": float((amount * book.deal_win).sum()),
         "expected_open_revenue_in_period": float(open_revenue.mean()) if open_revenue.size else 0.0,
         "win_rate_new_opportunity": float(book.win_rate),
-        "win_rate_by_stage": dict(zip(stages, (float(v) for v in win_from_stage), strict=True)),
+        "win_rate_by_stage": _win_rate_by_stage(book, stages, win_from_stage, deals_in_stage),
         "open_deals_by_stage": dict(zip(stages, (int(v) for v in deals_in_stage), strict=True)),
         "won_in_period_share_by_stage": dict(zip(stages, (None if np.isnan(v) else float(v) for v in won_share),
                                                  strict=True)),
         "new_deals_won_mean": float(new_won.mean()) if new_won.size else 0.0,
         "average_won_deal_size": average_size,
         "median_cycle_days_by_segment": {segment: base_days * float(multiplier)
-                                         for segment, multiplier in sorted(sim.cycle_multiplier.items())},
+                                         for segment, multiplier in sorted(sim.cycle_multiplier.items())}
+        if book.open_deal_win is None else {"all": book.median_days_to_win},
         "ramp_months_by_segment": ramp,
         "metrics_sample_trials": sample,
     }
+
+
+def _win_rate_by_stage(book: DealBook, stages: list[str], win_from_stage: np.ndarray,
+                       deals_in_stage: np.ndarray) -> dict[str, float | None]:
+    """By stage: the stage model's win rate from that stage on; by age, the mean P(won ever) of the open
+    deals in the stage today (None where none is)."""
+    if book.open_deal_win is None:
+        return dict(zip(stages, (float(v) for v in win_from_stage), strict=True))
+    total = np.bincount(book.deal_stage, book.open_deal_win, minlength=len(stages))
+    return {stage: (float(total[k] / deals_in_stage[k]) if deals_in_stage[k] else None)
+            for k, stage in enumerate(stages)}
