@@ -7,6 +7,7 @@ from tercap.assign import plan
 from tercap.errors import Problem, ScenarioError, Severity, TercapError
 from tercap.plan import Plan
 from tercap.profiles import SolverProfile
+from tercap.run import stress_test
 from tercap.scenario import Scenario, Settings, load
 from tercap.simulate import SimulationResult, simulate
 from tercap.status import SolveStatus
@@ -25,4 +26,4 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = ["Plan", "Problem", "Scenario", "ScenarioError", "Settings", "Severity", "SimulationResult", "SolveStatus",
-           "SolverProfile", "TercapError", "__version__", "compare", "load", "plan", "simulate"]
+           "SolverProfile", "TercapError", "__version__", "compare", "load", "plan", "simulate", "stress_test"]

@@ -512,7 +512,6 @@ def simulate_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from tercap.runfolder import run_folder
-    from tercap.simulate import simulate
 
     scenario = tercap.load(path)
     plan = _read_plan(plan_dir) if plan_dir else None
@@ -520,8 +519,8 @@ def simulate_command(
     with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("simulate", total=None)
-        result = simulate(scenario, plan, trials=trials, seed=seed, workers=workers, dask=dask,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = tercap.stress_test(scenario, plan, trials=trials, seed=seed, workers=workers, dask=dask,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
     target = out_dir or Path("runs") / scenario.name
     with run_folder(target) as folder:
         folder.csv("sim/reps.csv", result.reps())
@@ -558,7 +557,7 @@ def calibrate_command(path: ScenarioPath) -> None:
     ones included), the market factor and arrivals; then the stage settings fitted from the closed deals,
     each with its uncertainty, and the notes of both."""
     from tercap.pipeline import TooLittleHistory, deal_table, fit_deal_model
-    from tercap.simulate.calibrate import calibrate
+    from tercap.pipeline.calibrate import calibrate
 
     scenario = tercap.load(path)
     if scenario.history is None or scenario.history.empty:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from tercap.backends import relative_gap
+from tercap.scenario import Scenario
 from tercap.status import SolveStatus
 
 ASSIGNMENT_COLUMNS = ("account_id", "rep_id", "previous_rep_id", "moved", "workload_hours", "potential",
@@ -110,3 +111,12 @@ def _number(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:,.4g}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def account_reps(scenario: Scenario, plan: object | None) -> pd.Series:
+    """account_id → rep_id under the plan (its `assignments` table), or today's owners."""
+    if plan is None:
+        accounts = scenario.accounts
+        return pd.Series(accounts["current_owner"].to_numpy(dtype=object), index=accounts["account_id"])
+    table = plan.assignments  # type: ignore[attr-defined]  # a Plan, or a saved plan's table
+    return pd.Series(table["rep_id"].to_numpy(dtype=object), index=table["account_id"])

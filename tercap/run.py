@@ -167,11 +167,26 @@ def run_plan(scenario: Scenario, solver: str | SolverProfile | None = None, *, t
 
     began = time.perf_counter()
     say(f"quotas: {scenario.settings.quota.method}")
-    # the simulation judged attainment against the scenario's allocation: the same Quotas, not a second run
-    quotas = simulation.allocation if simulation.allocation is not None else allocate_quotas(scenario, plan,
-                                                                                            simulation)
+    quotas = allocate_quotas(scenario, plan, simulation)
+    simulation = judged(simulation, quotas)
     steps.append(("quotas", time.perf_counter() - began))
     return PlanningRun(scenario, plan, quotas, simulation, tuple(steps), tuple(notes), territories, inputs)
+
+
+def judged(simulation: SimulationResult, quotas: Quotas) -> SimulationResult:
+    """The simulation's trials judged against the quotas allocated from it (and their target)."""
+    return simulation.with_quotas(quotas.as_series(), f"quota allocation: {quotas.method} (quota.method)",
+                                  target=quotas.target, allocation=quotas)
+
+
+def stress_test(scenario: Scenario, plan: Plan | None = None, *, trials: int | None = None, seed: int | None = None,
+                workers: int = 1, dask: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    """Simulate the period under `plan` (None: today's owners), allocate the scenario's quotas from that
+    simulation (`quota.method`), and judge the trials against them: P(attain), attainment rate, P(hit
+    target). The quotas are the result's `allocation`."""
+    simulation = simulate(scenario, plan, trials=trials, seed=seed, workers=workers, dask=dask, progress=progress)
+    return judged(simulation, allocate_quotas(scenario, plan, simulation))
 
 
 def _territory_plan(scenario: Scenario, solver: str | SolverProfile | None, say: Callable[[str], None],

@@ -29,7 +29,7 @@ def test_simulation_figures_draw():
     import tercap
     from tests.conftest import REPO
 
-    result = tercap.simulate(tercap.load(REPO / "scenarios" / "acme_fy27.yaml"), trials=512, seed=1)
+    result = tercap.stress_test(tercap.load(REPO / "scenarios" / "acme_fy27.yaml"), trials=512, seed=1)
     fan = plotting.revenue_fan(result)
     assert len(fan.collections) == 2 and len(fan.get_xticklabels()) == 12  # two bands, one tick a month
     odds = plotting.attainment_odds(result)
@@ -55,7 +55,7 @@ def test_plan_and_quota_figures_draw():
     today = SimpleNamespace(scenario=scenario.name, assignments=pd.DataFrame({
         "account_id": accounts["account_id"], "rep_id": accounts["current_owner"],
         "moved": accounts["account_id"].isin(accounts["account_id"].head(40)), "potential": accounts["potential"]}))
-    result = tercap.simulate(scenario, trials=256, seed=1)
+    result = tercap.stress_test(scenario, trials=256, seed=1)
     quotas = allocate_quotas(scenario, None, result)
     ax = plotting.account_map(today, scenario)
     assert len(ax.collections) == 3  # accounts, moved rings, rep homes

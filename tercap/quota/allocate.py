@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 from tercap.errors import TercapError
-from tercap.quota.inputs import BookFigures, account_reps, book_figures
+from tercap.pipeline import open_deal_win
+from tercap.plan import account_reps
+from tercap.quota.inputs import BookFigures, book_figures
 from tercap.scenario import Scenario
 
 QUOTA_METHODS = ("potential", "history", "pipeline", "equal_probability")
@@ -91,12 +93,7 @@ def allocate_quotas(scenario: Scenario, plan: object | None = None, simulation: 
     method = method or settings.method
     if method not in QUOTA_METHODS:
         raise TercapError(f"unknown quota method {method!r}: use one of {', '.join(QUOTA_METHODS)}")
-    from tercap.simulate.calibrate import calibrated_settings
-
-    stages = calibrated_settings(scenario).stages
-    conversions = np.array([stage.conversion for stage in stages])
-    win_from_stage = dict(zip((s.name for s in stages), np.cumprod(conversions[::-1])[::-1], strict=True))
-    figures = book_figures(scenario, account_reps(scenario, plan), win_from_stage)
+    figures = book_figures(scenario, account_reps(scenario, plan), open_deal_win(scenario))
     revenue = _revenue_by_rep(simulation, figures.rep_ids) if simulation is not None else None
 
     target, target_source = _target(scenario, simulation)

@@ -22,21 +22,13 @@ class BookFigures:
     ramp_factor: np.ndarray  # mean productivity over the period: start and end dates, ramp (0–1)
     last_year_actual: np.ndarray  # won in the 12 months before the period (see `last_year_source`)
     pipeline: np.ndarray  # open deals' amounts on the book
-    weighted_pipeline: np.ndarray  # Σ amount × the deal's win probability from its stage
+    weighted_pipeline: np.ndarray  # Σ amount × the deal's chance to be won (by age or by stage)
     last_year_source: str  # where last_year_actual comes from, in words
 
 
-def account_reps(scenario: Scenario, plan: object | None) -> pd.Series:
-    """account_id → rep_id under the plan (its `assignments` table), or today's owners."""
-    if plan is None:
-        accounts = scenario.accounts
-        return pd.Series(accounts["current_owner"].to_numpy(dtype=object), index=accounts["account_id"])
-    table = plan.assignments  # type: ignore[attr-defined]
-    return pd.Series(table["rep_id"].to_numpy(dtype=object), index=table["account_id"])
-
-
-def book_figures(scenario: Scenario, account_rep: pd.Series, win_from_stage: dict[str, float]) -> BookFigures:
-    """The figures of each rep's book; `win_from_stage` gives an open deal's win probability by stage."""
+def book_figures(scenario: Scenario, account_rep: pd.Series, deal_win: pd.Series) -> BookFigures:
+    """The figures of each rep's book; `deal_win` (opp_id → probability) gives each open deal's chance to
+    be won (`tercap.pipeline.open_deal_win`)."""
     settings = scenario.settings
     reps = pd.concat([scenario.reps, scenario.planned_hires], ignore_index=True)
     rep_ids = reps["rep_id"].to_numpy(dtype=object)
@@ -63,7 +55,7 @@ def book_figures(scenario: Scenario, account_rep: pd.Series, win_from_stage: dic
         rep_of_deal = owner[account_position.get_indexer(deals["account_id"])]
         kept = rep_of_deal >= 0
         amount = deals["amount"].to_numpy(dtype=float)
-        win = deals["stage"].map(win_from_stage).fillna(0.0).to_numpy(dtype=float)
+        win = deals["opp_id"].map(deal_win).fillna(0.0).to_numpy(dtype=float)
         pipeline = np.bincount(rep_of_deal[kept], amount[kept], minlength=len(rep_ids))
         weighted = np.bincount(rep_of_deal[kept], (amount * win)[kept], minlength=len(rep_ids))
     return BookFigures(rep_ids, potential, np.clip(ramp, 0.0, 1.0), last_year, pipeline, weighted, source)

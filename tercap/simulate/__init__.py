@@ -1,4 +1,7 @@
-"""Monte Carlo simulation of the pipeline under a plan: ranges, P(attain quota), P(hit target)."""
+"""Monte Carlo simulation of the pipeline under a plan: revenue per rep and trial, quota-free.
+
+Quotas come after (`tercap.quota.allocate_quotas`, which may read the simulation); a result is judged
+against them with `SimulationResult.with_quotas` (`tercap.stress_test` does both steps)."""
 
 from __future__ import annotations
 
@@ -7,17 +10,16 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tercap.pipeline import DealModel, TooLittleHistory, deal_table, fit_deal_model
-from tercap.quota.inputs import account_reps
+from tercap.pipeline import calibrated_settings, open_deal_model
+from tercap.plan import account_reps
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts
 from tercap.simulate.book import DealBook, build_book
-from tercap.simulate.calibrate import calibrated_settings
 from tercap.simulate.kernel import BLOCK_TRIALS, BlockOutcome, block_seeds, simulate_blocks
 from tercap.simulate.metrics import classic_metrics
 from tercap.simulate.result import SimulationResult
 
-__all__ = ["DealBook", "SimulationResult", "build_book", "open_deal_model", "simulate"]
+__all__ = ["DealBook", "SimulationResult", "build_book", "simulate"]
 
 DEFAULT_CHUNK_TRIALS = 2_048
 
@@ -31,8 +33,8 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
     The pipeline model is the scenario's `simulation` section, with the values fitted from its history
     in place of those it leaves at their defaults (`simulation.use_history`; see `tercap calibrate`).
 
-    `quotas` (rep_id → quota) default to the scenario's quota allocation (`quota.method`, see
-    `tercap.quota.allocate_quotas`), made from this simulation's own trials where the method needs them.
+    The result is quota-free unless `quotas` (rep_id → quota) are given: P(attain) and the attainment
+    rate need quotas, which `tercap.stress_test` allocates from this simulation (`quota.method`).
     Trials run in chunks of `chunk_trials` (rounded up to whole blocks of 256) on `workers`
     processes (joblib), or on a Dask cluster: `dask="local"` starts a LocalCluster of `workers`
     processes, `dask="tcp://host:port"` uses a running scheduler. The result does not depend on the
@@ -90,33 +92,7 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         rep_revenue=np.concatenate([o.rep_revenue for o in outcomes]), company_monthly=company_monthly,
         month_labels=tuple(f"{d:%Y-%m}" for d in starts), seed=seed, parameters=parameters,
         departures=np.concatenate([o.departures for o in outcomes]), metrics=metrics)
-    if quotas is not None:
-        return result.with_quotas(quotas, "given")
-    from tercap.quota import allocate_quotas
-
-    allocated = allocate_quotas(scenario, plan, simulation=result)
-    return result.with_quotas(allocated.as_series(), f"quota allocation: {allocated.method} (quota.method)",
-                              target=allocated.target, allocation=allocated)
-
-
-def open_deal_model(scenario: Scenario) -> tuple[DealModel | None, str]:
-    """The deal model open deals are simulated by (simulation.open_deals), or None for the stage model,
-    with a note of which and why."""
-    sim = scenario.settings.simulation
-    history = scenario.history
-    if sim.open_deals == "stage" or not sim.use_history or history is None or history.empty:
-        if sim.open_deals == "age":
-            return None, "open deals by stage: 'age' needs a history and use_history"
-        return None, ""
-    if sim.open_deals == "auto":
-        stages = history["last_stage"] if "last_stage" in history else pd.Series(pd.NA, index=history.index)
-        if (stages.notna() & stages.astype("string").str.strip().ne("").fillna(False)).any():
-            return None, ""
-    try:
-        model = fit_deal_model(deal_table(scenario))
-    except TooLittleHistory as exc:
-        return None, f"open deals by stage: {exc}"
-    return model, "deals won by age (the deal model)"
+    return result if quotas is None else result.with_quotas(quotas, "given")
 
 
 def _pair_workload(plan: object | None) -> pd.Series | None:

@@ -34,10 +34,10 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 from tercap.pipeline import DealModel
+from tercap.pipeline.copula import correlation_levels
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts, monthly_capacity
 from tercap.scenario.schema import Simulation
-from tercap.simulate.copula import correlation_levels
 
 QUADRATURE_NODES = 80  # Gauss–Hermite nodes over the market factor
 AGE_LEVELS = 40  # by age, open deals are classed by their P(won ever), rounded up to a 40th

@@ -138,7 +138,10 @@ def test_checks_flag_quotas_a_book_cannot_carry(hire5, hire_plan, simulated):
     assert "<table" in quotas._repr_html_()
 
 
-def test_the_simulation_uses_the_scenarios_quota_method(hire5, hire_plan, simulated):
-    assert "potential" in simulated.quota_basis
+def test_the_simulation_is_quota_free_and_the_stress_test_uses_the_scenarios_method(hire5, hire_plan, simulated):
+    assert simulated.quota_basis == "none" and not simulated.quota.any() and simulated.allocation is None
+    judged = tercap.stress_test(hire5, hire_plan, trials=4000, seed=3)
+    assert "potential" in judged.quota_basis
     expected = allocate_quotas(hire5, hire_plan, simulated).as_series()
-    np.testing.assert_array_equal(simulated.quota, expected.reindex(simulated.rep_ids).to_numpy())
+    np.testing.assert_array_equal(judged.quota, expected.reindex(judged.rep_ids).to_numpy())
+    np.testing.assert_array_equal(judged.rep_revenue, simulated.rep_revenue)  # the same trials, judged

@@ -172,7 +172,7 @@ def test_a_correlation_measured_on_few_quarters_is_drawn_per_trial(example_book)
     the average of the copula's variance over the levels: larger than at the measured ρ."""
     from scipy.stats import chi2, multivariate_normal
 
-    from tercap.simulate.copula import copula_variance, correlation_levels
+    from tercap.pipeline.copula import copula_variance, correlation_levels
 
     levels = correlation_levels(0.2, 0.3, 8)
     threshold = ndtri(0.3)
@@ -247,7 +247,7 @@ def test_same_seed_same_result_whatever_the_chunks_and_workers(example):
 
 
 def test_summaries_are_consistent(example):
-    result = simulate(example, trials=2_000, seed=1)
+    result = tercap.stress_test(example, trials=2_000, seed=1)
     reps = result.reps()
     assert list(reps.columns) == ["rep_id", "quota", "mean", "p10", "p50", "p90", "p_attain", "expected_attainment"]
     assert (reps["p10"] <= reps["p50"]).all() and (reps["p50"] <= reps["p90"]).all()
@@ -273,8 +273,8 @@ def test_a_hire_ramps_up_on_the_book_it_is_given(example):
     veteran = "R0003"
     moved = accounts["current_owner"].mask(accounts["current_owner"].eq(veteran).fillna(False), "HIRE-01")
     plan = _Assignment(pd.DataFrame({"account_id": accounts["account_id"], "rep_id": moved}))
-    base = simulate(example, trials=2_000, seed=1).reps().set_index("rep_id")
-    with_hire = simulate(hired, plan, trials=2_000, seed=1).reps().set_index("rep_id")
+    base = tercap.stress_test(example, trials=2_000, seed=1).reps().set_index("rep_id")
+    with_hire = tercap.stress_test(hired, plan, trials=2_000, seed=1).reps().set_index("rep_id")
     # the same book (open deals follow their accounts) brings less to a hire who starts later and ramps
     assert 0 < with_hire.at["HIRE-01", "mean"] < base.at[veteran, "mean"]
     assert with_hire.at[veteran, "mean"] == 0.0 and with_hire.at[veteran, "quota"] == 0.0

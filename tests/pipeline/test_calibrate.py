@@ -14,10 +14,7 @@ import pytest
 from scipy.special import ndtri
 
 import tercap
-from tercap.scenario import Scenario
-from tercap.scenario.generate import generate_scenario
-from tercap.scenario.schema import DealSize, Simulation, Stage
-from tercap.simulate.calibrate import (
+from tercap.pipeline.calibrate import (
     CALIBRATED_FIELDS,
     FRAME_COLUMNS,
     Calibration,
@@ -25,6 +22,9 @@ from tercap.simulate.calibrate import (
     calibrate,
     implied_correlation,
 )
+from tercap.scenario import Scenario
+from tercap.scenario.generate import generate_scenario
+from tercap.scenario.schema import DealSize, Simulation, Stage
 
 SEGMENTS = ("enterprise", "mid_market", "smb")
 PROCESSES = ("transactional", "consultative", "complex")

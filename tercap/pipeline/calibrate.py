@@ -62,9 +62,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tercap.pipeline.copula import MAX_CORRELATION, copula_density, correlation_for
 from tercap.scenario import Scenario
 from tercap.scenario.schema import DealSize, FrozenDict, Simulation, Stage
-from tercap.simulate.copula import MAX_CORRELATION, copula_density, correlation_for
 
 __all__ = ["CALIBRATED_FIELDS", "Calibration", "Estimate", "calibrate", "calibrated_settings",
            "implied_correlation"]
