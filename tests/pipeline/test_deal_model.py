@@ -125,3 +125,18 @@ def test_too_little_history_is_refused():
     deals = simulate_deals(DealProcess(), seed=1)
     with pytest.raises(TooLittleHistory, match="at least 30"):
         fit_deal_model(deals_at(deals, dt.date(2024, 10, 8)))
+
+
+def test_market_swing_is_found_where_there_is_one_and_not_where_there_is_none():
+    """With a monthly factor exp(σZ − σ²/2) on the won hazard the fitted variance of a month's wins is
+    clearly above 0 (below the factor's own exp(σ²) − 1: a good month's extra wins leave fewer deals to
+    win, so a month's wins swing less than its hazard); without one, its interval reaches down to 0.
+    Whether the bands it makes hold is tested in test_backtest (coverage over many origins and seeds)."""
+    start = dt.date(2022, 10, 1)
+    swinging = fit_deal_model(deals_at(simulate_deals(DealProcess(start=start, arrivals_per_day=20.0,
+                                                                  market_sigma=0.5), seed=8), ORIGIN)).market
+    quiet = fit_deal_model(deals_at(simulate_deals(DealProcess(start=start, arrivals_per_day=20.0,
+                                                               market_sigma=0.0), seed=8), ORIGIN)).market
+    assert swinging.measured and swinging.months >= 30
+    assert 0.05 < swinging.low and swinging.variance < np.exp(0.5**2) - 1
+    assert quiet.low <= 0.01 < swinging.low
