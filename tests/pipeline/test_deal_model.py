@@ -138,5 +138,5 @@ def test_market_swing_is_found_where_there_is_one_and_not_where_there_is_none():
     quiet = fit_deal_model(deals_at(simulate_deals(DealProcess(start=start, arrivals_per_day=20.0,
                                                                market_sigma=0.0), seed=8), ORIGIN)).market
     assert swinging.measured and swinging.months >= 30
-    assert 0.05 < swinging.low and swinging.variance < np.exp(0.5**2) - 1
+    assert swinging.low > 0.05 and swinging.variance < np.exp(0.5**2) - 1
     assert quiet.low <= 0.01 < swinging.low
