@@ -52,20 +52,14 @@ def known_deals(scenario: Scenario) -> pd.DataFrame:
     (`closed` NaT, `won` False), each with its account's segment."""
     segment_of = scenario.accounts.set_index("account_id")["segment"]
     parts = []
-    history = scenario.history
-    if history is not None and not history.empty:
+    for table, closed in ((scenario.history, True), (scenario.pipeline, False)):
+        if table is None or table.empty:
+            continue
         parts.append(pd.DataFrame({
-            "opp_id": history["opp_id"].to_numpy(dtype=object),
-            "account_id": history["account_id"].to_numpy(dtype=object),
-            "amount": history["amount"].to_numpy(dtype=float), "created": pd.to_datetime(history["created"]),
-            "closed": pd.to_datetime(history["closed"]), "won": history["won"].to_numpy(dtype=bool)}))
-    pipeline = scenario.pipeline
-    if pipeline is not None and not pipeline.empty:
-        parts.append(pd.DataFrame({
-            "opp_id": pipeline["opp_id"].to_numpy(dtype=object),
-            "account_id": pipeline["account_id"].to_numpy(dtype=object),
-            "amount": pipeline["amount"].to_numpy(dtype=float), "created": pd.to_datetime(pipeline["created"]),
-            "closed": pd.NaT, "won": False}))
+            "opp_id": table["opp_id"].to_numpy(dtype=object), "account_id": table["account_id"].to_numpy(dtype=object),
+            "amount": table["amount"].to_numpy(dtype=float), "created": pd.to_datetime(table["created"]),
+            "closed": pd.to_datetime(table["closed"]) if closed else pd.NaT,
+            "won": table["won"].to_numpy(dtype=bool) if closed else False}))
     if not parts:
         return pd.DataFrame({column: [] for column in KNOWN_COLUMNS})
     frame = pd.concat(parts, ignore_index=True)
