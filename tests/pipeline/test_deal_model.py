@@ -53,11 +53,12 @@ def test_fitted_curves_hold_the_truth(plentiful):
     draws = post.draw(np.random.default_rng(0), 400)
     survival, incidence = daily_curves(draws, model.width, 200)
     true_survival, true_incidence = true_curves(DealProcess(), 200)
-    for age in (10, 30, 60, 100, 150):
+    # ages away from the process's steps (at 10 days its won hazard jumps fivefold inside one of the model's
+    # 6-day bins, which the model, constant within a bin, smooths)
+    for age in (30, 60, 100, 150):
         for fitted, truth in ((survival[:, age], true_survival[age]), (incidence[:, age], true_incidence[age])):
             low, high = np.quantile(fitted, [0.001, 0.999])
-            spread = high - low
-            assert low - spread <= truth <= high + spread  # within the posterior's range (widened by its width)
+            assert low <= truth <= high  # within the posterior's 99.8% range
             assert abs(np.mean(fitted) - truth) < 0.02
     assert model.new_deal_win_rate == pytest.approx(true_incidence[-1], abs=0.02)
 
