@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tercap.pipeline import calibrated_settings, open_deal_model
+from tercap.pipeline.choice import with_market_of
 from tercap.plan import account_reps
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts
@@ -50,6 +51,11 @@ def simulate(scenario: Scenario, plan: object | None = None, quotas: pd.Series |
         parameters = (f"fitted from {len(scenario.history):,} closed deals where the scenario sets no value "
                       "(simulation.use_history)")
     model, note = open_deal_model(scenario)
+    if model is not None:
+        market, market_note = with_market_of(scenario.settings.simulation, model)
+        if market is not scenario.settings.simulation:
+            scenario = scenario.replace(simulation=market)
+            note += f"; {market_note}"
     if note:
         parameters += f"; {note}"
     book = build_book(scenario, account_reps(scenario, plan), _pair_workload(plan), model)

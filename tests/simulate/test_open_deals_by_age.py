@@ -53,3 +53,20 @@ def test_open_deals_count_with_the_models_chance_inside_the_period(imported):
     stale = model.is_stale(open_now["age"].to_numpy())
     assert stale.any() and ever[stale].max() < 0.05
     assert "by age" in result.parameters
+
+
+def test_the_copula_swings_a_quarter_as_the_deal_models_months_do(imported):
+    from scipy.stats import norm
+
+    from tercap.pipeline.choice import quarterly_correlation, with_market_of
+    from tercap.pipeline.copula import copula_variance
+
+    model, _ = open_deal_model(imported)
+    p = model.new_deal_win_rate
+    rho, quarters = quarterly_correlation(model, p)
+    assert copula_variance(rho, float(norm.ppf(p))) / p**2 == pytest.approx(model.market.variance / 3, rel=1e-4)
+    assert quarters == model.market.months // 3
+    settings, note = with_market_of(imported.settings.simulation, model)
+    assert settings.market_correlation == pytest.approx(rho) and "market ρ" in note
+    given = imported.settings.simulation.model_copy(update={"market_correlation": 0.2})
+    assert with_market_of(given, model) == (given, "")  # a ρ the scenario sets is kept
