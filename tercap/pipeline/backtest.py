@@ -11,9 +11,11 @@ export's zero on lost deals does not tell the forecast which deals lose). Two ta
 - `total`: all the value won in the window, new deals included.
 
 Baselines in the same table, as practitioners make them: `win_rate_x_open` (the win rate of the deals
-closed before the origin × the value open then) and `run_rate` (the value won in the window of the same
-length before the origin). A stage-weighted pipeline needs each deal's stage on the origin's morning,
-which an export without stage history does not hold: it is not scored.
+closed before the origin × the value open then), `run_rate` (the value won in the window of the same
+length before the origin) and, where a stage history says which stage each deal was in on the origin's
+morning, `stage_weighted` (Σ open value × the win rate of the deals closed before the origin that had
+reached the deal's stage, a won deal having reached every stage). Without a stage history an export
+does not say which stage a deal was in then, and the stage-weighted pipeline is not scored.
 
 Per origin and target: P05, P10, P50, P90, P95, the error of P50, CRPS, pinball loss at 0.1/0.5/0.9,
 whether P10–P90 and P05–P95 held the actual, and the PIT. Overall: MAPE and bias of P50, mean CRPS and
@@ -42,13 +44,14 @@ from tercap.pipeline.scores import crps, pinball_loss, pit
 __all__ = ["Backtest", "backtest", "backtest_deals", "default_origins"]
 
 TARGETS = ("open", "total")
-TERCAP, WIN_RATE, RUN_RATE = "tercap", "win_rate_x_open", "run_rate"
-METHODS = (TERCAP, WIN_RATE, RUN_RATE)
+TERCAP, WIN_RATE, RUN_RATE, STAGE_WEIGHTED = "tercap", "win_rate_x_open", "run_rate", "stage_weighted"
+METHODS = (TERCAP, WIN_RATE, RUN_RATE, STAGE_WEIGHTED)
 FORECAST_COLUMNS = ("origin", "end", "target", "method", "open_deals", "actual", "mean", "p05", "p10", "p50",
                     "p90", "p95", "error", "crps", "pinball", "covered80", "covered90", "pit")
 METRIC_COLUMNS = ("target", "method", "origins", "mape", "bias", "crps", "pinball", "coverage80", "coverage90",
                   "beats", "origins_better")
 MAX_DEFAULT_ORIGINS = 8
+MIN_STAGED_CLOSED = 30  # closed deals with their stages on record that the stage-weighted baseline needs
 MIN_DEFAULT_MONTHS = 6  # default origins leave this much data before them (a younger CRM is all fast deals)
 
 
@@ -141,13 +144,17 @@ def backtest(scenario: Any, as_of: dt.date | Sequence[dt.date] | None = None, mo
         raise TercapError(f"scenario {scenario.name!r} has no history table to backtest against")
     seed = int(scenario.settings.simulation.seed if seed is None else seed)
     return backtest_deals(deals, as_of, months, data_end=scenario.settings.period.start, trials=trials, seed=seed,
-                          name=scenario.name, keep_samples=keep_samples, progress=progress)
+                          name=scenario.name, keep_samples=keep_samples, progress=progress,
+                          stage_history=scenario.stage_history, stages=scenario.settings.simulation.stage_names)
 
 
 def backtest_deals(deals: pd.DataFrame, as_of: dt.date | Sequence[dt.date] | None, months: int, *,
                    data_end: dt.date, trials: int = 2_000, seed: int = 0, name: str = "deals",
-                   keep_samples: bool = False, progress: Callable[[int, int], None] | None = None) -> Backtest:
-    """Backtest on a `known_deals` frame whose outcomes are known up to the morning of `data_end`."""
+                   keep_samples: bool = False, progress: Callable[[int, int], None] | None = None,
+                   stage_history: pd.DataFrame | None = None, stages: Sequence[str] = ()) -> Backtest:
+    """Backtest on a `known_deals` frame whose outcomes are known up to the morning of `data_end`;
+    `stage_history` (opp_id, stage, entered) with the open `stages` in order adds the stage-weighted
+    baseline."""
     if isinstance(as_of, dt.date):
         origins = [as_of]
     elif as_of is None:
@@ -189,6 +196,9 @@ def backtest_deals(deals: pd.DataFrame, as_of: dt.date | Sequence[dt.date] | Non
         open_value = float(np.where(open_frame["amount_known"], open_frame["amount"], fill).sum())
         previous = won & (closed >= day - pd.Timedelta(days=days)).to_numpy() & (closed < day).to_numpy()
         point = {WIN_RATE: win_rate * open_value, RUN_RATE: float(amount[previous].sum())}
+        weighted = _stage_weighted(table, stage_history, stages, fill)
+        if weighted is not None:
+            point[STAGE_WEIGHTED] = weighted
         if (created < day - pd.Timedelta(days=days)).sum() == 0:
             point[RUN_RATE] = np.nan
         for target, values in (("open", forecast.open_value), ("total", forecast.total_value)):
@@ -209,6 +219,31 @@ def backtest_deals(deals: pd.DataFrame, as_of: dt.date | Sequence[dt.date] | Non
     return Backtest(scenario=name, months=months, forecasts=pd.DataFrame(rows, columns=list(FORECAST_COLUMNS)),
                     trials=trials, seed=seed, notes=tuple(notes),
                     samples=pd.concat(samples, ignore_index=True) if samples else None)
+
+
+def _stage_weighted(table: Any, stage_history: pd.DataFrame | None, stages: Sequence[str],
+                    fill: float) -> float | None:
+    """Σ over the deals open on the table's morning of value × the win rate from the stage each was in
+    (the furthest open stage it had entered by then; the first where it had entered none), the win rates
+    read off the deals closed before then whose stages are on record. None without such deals."""
+    if stage_history is None or stage_history.empty or not stages:
+        return None
+    day = pd.Timestamp(table.as_of)
+    entries = stage_history[pd.to_datetime(stage_history["entered"]) < day]
+    rank = pd.Index(list(stages)).get_indexer(entries["stage"])
+    furthest = pd.Series(rank, index=entries["opp_id"].to_numpy())[rank >= 0].groupby(level=0).max()
+    closed = table.closed
+    known = closed["opp_id"].isin(furthest.index).to_numpy()
+    if known.sum() < MIN_STAGED_CLOSED:
+        return None
+    won = (closed["outcome"] == 1).to_numpy()[known]
+    reached = furthest.reindex(closed["opp_id"][known]).to_numpy()
+    win_from = np.array([won[won | (reached >= k)].mean() if (won | (reached >= k)).any() else 0.0
+                         for k in range(len(stages))])
+    open_deals = table.open
+    stage = furthest.reindex(open_deals["opp_id"]).fillna(0).to_numpy(dtype=np.int64)
+    value = np.where(open_deals["amount_known"], open_deals["amount"], fill)
+    return float((value * win_from[stage]).sum())
 
 
 def _scored(origin: dt.date, end: dt.date, target: str, method: str, open_deals: int, actual: float,

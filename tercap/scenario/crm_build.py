@@ -206,6 +206,8 @@ def build_scenario(conversion: CrmConversion, mapping: CrmMapping, out_dir: Path
         raise CrmImportError(log.problems)
     tables = {"reps": "reps.csv", "accounts": "accounts.csv"}
     tables |= {name: f"{name}.csv" for name in ("pipeline", "history") if len(getattr(conversion, name))}
+    if conversion.stage_history is not None and len(conversion.stage_history):
+        tables["stage_history"] = "stage_history.csv"
     settings: dict[str, Any] = {
         "name": scenario_name(out_dir),
         "description": f"Imported from {export_name} by tercap import crm (as of {conversion.as_of}).",

@@ -192,6 +192,10 @@ class Scenario:
         return self.table("history") if self.has_table("history") else None
 
     @property
+    def stage_history(self) -> pd.DataFrame | None:
+        return self.table("stage_history") if self.has_table("stage_history") else None
+
+    @property
     def pairs(self) -> pd.DataFrame | None:
         return self.table("pairs") if self.has_table("pairs") else None
 

@@ -697,6 +697,15 @@ HISTORY = TableSpec(
           "(written by `tercap import crm`).", choices=AMOUNT_SOURCES, default="export"),
     ))
 
+STAGE_HISTORY = TableSpec(
+    "stage_history", "The stages each deal entered and when (a CRM's field history), as `tercap import crm` "
+    "writes it: the backtest reads each open deal's stage on an origin's morning from it.", columns=(
+        C("opp_id", K.ID, "Opportunity of the pipeline or history table.", required=True, nullable=False),
+        C("stage", K.TEXT, "Stage entered: one of simulation.stages, or won, lost or closed.", required=True,
+          nullable=False),
+        C("entered", K.DATE, "Date the deal entered the stage.", required=True, nullable=False),
+    ))
+
 PAIRS = TableSpec(
     "pairs", "Sparse per (account, rep) overrides, e.g. travel time from a routing engine.",
     unique_together=("account_id", "rep_id"), columns=(
@@ -713,8 +722,8 @@ PAIRS = TableSpec(
     ))
 
 TABLE_SPECS: dict[str, TableSpec] = {
-    spec.name: spec for spec in (REPS, ACCOUNTS, GEO_UNITS, ADJACENCY, PIPELINE, HISTORY, PAIRS)
+    spec.name: spec for spec in (REPS, ACCOUNTS, GEO_UNITS, ADJACENCY, PIPELINE, HISTORY, STAGE_HISTORY, PAIRS)
 }
 # Order in which tables are read: a referenced table comes before the tables that refer to it.
 TABLE_ORDER: tuple[str, ...] = ("reps", "geo_units", "accounts", "adjacency", "pipeline", "history",
-                                "pairs")
+                                "stage_history", "pairs")

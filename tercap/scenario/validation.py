@@ -190,6 +190,11 @@ class _Checker:
             self.warning("history", history["closed"] >= pd.Timestamp(period.start), "closed",
                          f"closed on or after the period start {period.start}: history is read as deals "
                          "closed before the period")
+        if "stage_history" in self.tables:
+            entries = self.tables["stage_history"]
+            allowed = [*stages, "won", "lost", "closed"]
+            self.error("stage_history", ~_is_in(entries["stage"], allowed), "stage",
+                       f"unknown stage (simulation.stages has: {names}; or won, lost, closed)")
 
     def check_adjacency(self) -> None:
         if "adjacency" in self.tables:

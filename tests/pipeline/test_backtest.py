@@ -121,3 +121,30 @@ def test_cli_backtest_bad_date_exits_2(tmp_path, capsys):
     assert main(["backtest", DEFAULT, "--as-of", "2026-13-01", "--out", str(tmp_path / "run")]) == 2
     assert "--as-of" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_stage_weighted_baseline_from_a_stage_history(deals):
+    """Every deal entered 'early' when created and 'late' 14 days on if still open then: the baseline is
+    Σ open value × the share won of the deals closed before the origin that reached the deal's stage."""
+    late = deals["created"] + pd.Timedelta(days=14)
+    reached_late = deals["closed"].isna() | (deals["closed"] >= late)
+    history = pd.concat([
+        pd.DataFrame({"opp_id": deals["opp_id"], "stage": "early", "entered": deals["created"]}),
+        pd.DataFrame({"opp_id": deals.loc[reached_late, "opp_id"], "stage": "late", "entered": late[reached_late]}),
+    ], ignore_index=True)
+    origin = ORIGINS[1]
+    day = pd.Timestamp(origin)
+    result = backtest_deals(deals, [origin], 3, data_end=END, trials=300, seed=1, stage_history=history,
+                            stages=("early", "late"))
+    rows = result.forecasts[result.forecasts["method"] == "stage_weighted"]
+    assert set(rows["target"]) == {"open", "total"}
+
+    closed = deals[(deals["created"] < day) & (deals["closed"] < day)]
+    was_late = closed["opp_id"].isin(history.loc[(history["stage"] == "late") & (history["entered"] < day), "opp_id"])
+    win_late = closed.loc[was_late | closed["won"], "won"].mean()
+    win_early = closed["won"].mean()
+    open_then = deals[(deals["created"] < day) & ~(deals["closed"] < day)]
+    late_then = open_then["created"] + pd.Timedelta(days=14) < day
+    expected = float((open_then["amount"] * np.where(late_then, win_late, win_early)).sum())
+    assert rows["mean"].iloc[0] == pytest.approx(expected, rel=1e-9)
+    assert "stage_weighted" not in set(backtest_deals(deals, [origin], 3, data_end=END, trials=300).forecasts["method"])

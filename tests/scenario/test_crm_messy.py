@@ -300,6 +300,9 @@ def test_stage_history_gives_the_last_stage(tmp_path: Path) -> None:
     rules = {note.rule: note.rows for note in result.notes}
     assert rules["stage history rows of deals not imported, left out"] == 1
     assert rules["last stage from the stage history"] == 2
+    built = import_crm(export, mapping, tmp_path / "built", build_scenario=True)
+    scenario = tercap.load(built.scenario_path)  # the scenario reads the stage history as a table
+    assert scenario.stage_history is not None and list(scenario.stage_history["stage"]) == list(written["stage"])
 
 
 def test_the_example_and_documented_mappings_load(tmp_path: Path) -> None:
