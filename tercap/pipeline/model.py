@@ -60,6 +60,7 @@ MIN_MARKET_MONTHS = 4
 DEFAULT_MARKET_SIGMA = 0.2  # σ of the monthly factor when the history has too few months to measure it
 ARRIVAL_DAYS = 180  # the arrival rate is counted over the last 180 days (fewer if the data is younger)
 MIN_CLOSED = 30  # fewer closed deals than this: no model
+EVER_DAYS = 3653  # "won ever" is read ten years on
 FRAME_COLUMNS = ("segment", "age_from", "age_to", "at_risk", "won", "lost", "censored", "h_won", "h_lost",
                  "still_open", "won_by_age")
 
@@ -145,10 +146,10 @@ class DealModel:
 
     def win_probability(self, age: np.ndarray, segment: np.ndarray | None = None,
                         horizon: float | None = None) -> np.ndarray:
-        """P(won within `horizon` days | open at `age`) at the posterior mean (None: ever, read at 10 years)."""
+        """P(won within `horizon` days | open at `age`) at the posterior mean (None: ever, read EVER_DAYS on)."""
         age = np.asarray(age, dtype=np.int64)
         keys = self.key_of(np.full(len(age), ALL, dtype=object) if segment is None else segment)
-        span = 3653 if horizon is None else int(horizon)
+        span = EVER_DAYS if horizon is None else int(horizon)
         result = np.zeros(len(age))
         for key in np.unique(keys):
             rows = keys == key

@@ -35,13 +35,13 @@ from scipy.special import ndtr, ndtri
 
 from tercap.pipeline import DealModel
 from tercap.pipeline.copula import correlation_levels
+from tercap.pipeline.model import EVER_DAYS
 from tercap.scenario import Scenario
 from tercap.scenario.capacity import month_starts, monthly_capacity
 from tercap.scenario.schema import Simulation
 
 QUADRATURE_NODES = 80  # Gauss–Hermite nodes over the market factor
 AGE_LEVELS = 40  # by age, open deals are classed by their P(won ever), rounded up to a 40th
-FAR_DAYS = 3653  # "ever" is read ten years on
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,17 +386,17 @@ def _open_deals_by_age(scenario: Scenario, model: DealModel, accounts: pd.DataFr
     start = pd.Timestamp(scenario.settings.period.start)
     age = np.maximum(((start - pd.to_datetime(frame["created"])) / pd.Timedelta(days=1)).to_numpy(dtype=float), 0)
     age = np.floor(age).astype(np.int64)
-    keys = model.key_of(accounts["segment"].to_numpy(dtype=object)[position])
+    segment = accounts["segment"].to_numpy(dtype=object)[position]
+    keys = model.key_of(segment)
     edges = np.round(month_edges).astype(np.int64)
     by_month = np.zeros((len(age), months))
-    ever = np.zeros(len(age))
     for key in np.unique(keys):
         rows = keys == key
         a = age[rows]
-        survival, incidence = model.curves(key, int(a.max(initial=0)) + max(int(edges[-1]), FAR_DAYS) + 1)
+        survival, incidence = model.curves(key, int(a.max(initial=0)) + int(edges[-1]) + 1)
         alive = np.maximum(survival[a], 1e-300)[:, None]
         by_month[rows] = (incidence[a[:, None] + edges[None, 1:]] - incidence[a[:, None] + edges[None, :-1]]) / alive
-        ever[rows] = (incidence[a + FAR_DAYS] - incidence[a]) / alive[:, 0]
+    ever = model.win_probability(age, segment)
     by_month = np.clip(by_month, 0.0, 1.0)
     inside = by_month.sum(axis=1)
     ever = np.clip(np.maximum(ever, inside), 0.0, 1.0)
@@ -450,7 +450,7 @@ def _new_deal_cells(scenario: Scenario, accounts: pd.DataFrame, rep_of_account: 
     if deal_model is not None:
         keys = deal_model.key_of(cell_segment)
         for key in np.unique(keys):
-            _, incidence = deal_model.curves(key, FAR_DAYS + int(month_edges[-1]) + 1)
+            _, incidence = deal_model.curves(key, EVER_DAYS + int(month_edges[-1]) + 1)
             won_by = incidence / max(float(incidence[-1]), 1e-12)  # days to a win, given won
             for created in range(months):
                 since = np.clip(np.floor(month_edges - mid_month[created]).astype(np.int64), 0, len(won_by) - 1)
