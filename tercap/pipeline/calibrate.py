@@ -65,6 +65,7 @@ from scipy import stats
 from tercap.pipeline.copula import MAX_CORRELATION, copula_density, correlation_for
 from tercap.scenario import Scenario
 from tercap.scenario.schema import DealSize, FrozenDict, Simulation, Stage
+from tercap.scenario.tables import known_last_stage
 
 __all__ = ["CALIBRATED_FIELDS", "Calibration", "Estimate", "calibrate", "calibrated_settings",
            "implied_correlation"]
@@ -366,12 +367,11 @@ def calibrate(scenario: Scenario) -> Calibration:
 
 def _deals(history: pd.DataFrame, accounts: pd.DataFrame, stage_names: tuple[str, ...]) -> pd.DataFrame:
     """The closed deals with their account's segment, process and potential, stage index, quarter, days."""
-    last_stage = history["last_stage"] if "last_stage" in history else pd.Series(pd.NA, index=history.index)
-    unknown = last_stage.isna() | last_stage.astype("string").str.strip().eq("").fillna(True)
-    stage = pd.Index(stage_names).get_indexer(last_stage.where(~unknown, None))
-    stage = np.where(unknown.to_numpy(dtype=bool), -1, stage)
-    if ((stage < 0) & ~unknown.to_numpy(dtype=bool)).any():  # validation refuses unknown stages; a table built
-        # by hand may not be validated
+    known = known_last_stage(history)
+    stage = np.full(len(history), -1)
+    if known.any():
+        stage[known] = pd.Index(stage_names).get_indexer(history["last_stage"][known].astype(str).str.strip())
+    if (known & (stage < 0)).any():  # validation refuses unknown stages; a table built by hand may not be validated
         raise ValueError(f"history has last_stage values outside simulation.stages {list(stage_names)}")
     account = accounts.reindex(history["account_id"])
     closed = pd.to_datetime(history["closed"])

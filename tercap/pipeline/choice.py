@@ -12,16 +12,14 @@ from tercap.pipeline.deals import deal_table
 from tercap.pipeline.model import DealModel, TooLittleHistory, fit_deal_model
 from tercap.scenario import Scenario
 from tercap.scenario.schema import Simulation
+from tercap.scenario.tables import known_last_stage
 
 MONTHS_PER_QUARTER = 3
 
 
 def has_stage_evidence(history: pd.DataFrame | None) -> bool:
     """Whether any closed deal of `history` has a known last stage."""
-    if history is None or history.empty or "last_stage" not in history:
-        return False
-    stages = history["last_stage"]
-    return bool((stages.notna() & stages.astype("string").str.strip().ne("").fillna(False)).any())
+    return history is not None and bool(known_last_stage(history).any())
 
 
 def open_deal_model(scenario: Scenario) -> tuple[DealModel | None, str]:

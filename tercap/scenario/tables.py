@@ -32,6 +32,15 @@ DATE_WITH_OFFSET = DATE + r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)"
 _UNNAMED = re.compile(r"Unnamed: (\d+)")  # how pandas names a column whose header cell is empty
 
 
+def known_last_stage(history: pd.DataFrame) -> np.ndarray:
+    """Per closed deal of a history table, whether its last stage is on record (an empty cell, or no
+    last_stage column, means unknown: an export without stage history)."""
+    if "last_stage" not in history:
+        return np.zeros(len(history), dtype=bool)
+    stage = history["last_stage"].astype("string").str.strip()
+    return (stage.notna() & stage.ne("")).fillna(False).to_numpy(dtype=bool)
+
+
 def default_rows(length: int) -> np.ndarray:
     """Spreadsheet row numbers of a table's rows when every row is a data row: 2, 3, …"""
     return np.arange(length) + FIRST_DATA_ROW

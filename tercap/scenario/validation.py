@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from tercap.errors import ProblemLog, TercapError
 from tercap.scenario.capacity import HIRE_ID_PREFIX, period_capacity_hours, planned_hires
 from tercap.scenario.schema import DEFAULT_BUYING_PROCESS, TABLE_SPECS, Capacity, Kind, Settings, TableSpec
-from tercap.scenario.tables import default_rows
+from tercap.scenario.tables import default_rows, known_last_stage
 
 Tables = dict[str, pd.DataFrame]
 
@@ -181,8 +181,7 @@ class _Checker:
                        "expected_close is before created")
         if "history" in self.tables:
             history = self.tables["history"]
-            given = history["last_stage"].notna() & history["last_stage"].ne("")  # empty: unknown
-            self.error("history", given & ~_is_in(history["last_stage"], stages),
+            self.error("history", known_last_stage(history) & ~_is_in(history["last_stage"], stages),
                        "last_stage", f"unknown stage (simulation.stages has: {names})")
             self.error("history", history["closed"] < history["created"], "closed",
                        "closed is before created")
